@@ -1,0 +1,252 @@
+"""pydantic models for ``hub_config.yaml`` and experiment spec files, with ``${ENV}`` interpolation.
+
+Errors name the file, the line, the dotted field path and the reason, never the offending value
+(it may be a password)::
+
+    hub_config.yaml:6: plugins.taskqueue.enabled: Input should be a valid boolean, unable to interpret input
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "ExperimentEntry",
+    "GlobalSettings",
+    "HubConfig",
+    "PluginEntry",
+    "PluginsConfig",
+    "default_config",
+    "load_config",
+    "load_yaml_model",
+    "state_dir",
+]
+
+DEFAULT_CONFIG_FILE = "hub_config.yaml"
+SUPPORTED_MAJOR_VERSION = "1"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_IDENTIFIER_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class GlobalSettings(_Strict):
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    environment: str = "development"
+    state_dir: str | None = Field(default=None, description="Hub state folder (default: $EXPERIMENTHUB_HOME)")
+    api_key: str | None = Field(default=None, description="Bearer token required by the REST API", repr=False)
+
+    @pydantic.field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class PluginEntry(_Strict):
+    enabled: bool = True
+    type: str = Field(min_length=1, description="alias, entry-point name, or 'package.module:Class'")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class PluginsConfig(_Strict):
+    mlops: PluginEntry | None = None
+    datastream: PluginEntry | None = None
+    taskqueue: PluginEntry | None = None
+
+    def enabled(self) -> dict[str, PluginEntry]:
+        """Enabled entries in registration order: mlops, datastream, taskqueue."""
+        entries = {"mlops": self.mlops, "datastream": self.datastream, "taskqueue": self.taskqueue}
+        return {ptype: entry for ptype, entry in entries.items() if entry is not None and entry.enabled}
+
+
+class ExperimentEntry(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+    module: str = Field(pattern=_IDENTIFIER_PATH)
+    class_name: str = Field(alias="class", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    enabled: bool = True
+
+
+class HubConfig(_Strict):
+    version: str
+    global_: GlobalSettings = Field(default_factory=GlobalSettings, alias="global")
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    experiments: list[ExperimentEntry] = Field(default_factory=list)
+
+    @pydantic.field_validator("version", mode="before")
+    @classmethod
+    def _check_version(cls, value: Any) -> str:
+        text = str(value)
+        if text.split(".")[0] != SUPPORTED_MAJOR_VERSION:
+            raise ValueError(f"unsupported config version; this hub reads version {SUPPORTED_MAJOR_VERSION}.x")
+        return text
+
+    @pydantic.field_validator("experiments")
+    @classmethod
+    def _unique_names(cls, entries: list[ExperimentEntry]) -> list[ExperimentEntry]:
+        names = [e.name for e in entries]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"experiment type names must be unique; repeated: {', '.join(dupes)}")
+        return entries
+
+    def experiment_types(self) -> dict[str, ExperimentEntry]:
+        """Enabled experiment types by name: the only ones the hub will ever instantiate."""
+        return {e.name: e for e in self.experiments if e.enabled}
+
+
+def state_dir(config: HubConfig | None = None) -> Path:
+    """The hub's state folder: ``global.state_dir``, else ``$EXPERIMENTHUB_HOME``, else ``./.experimenthub``."""
+    configured = config.global_.state_dir if config is not None else None
+    return Path(configured or os.environ.get("EXPERIMENTHUB_HOME") or ".experimenthub").expanduser().resolve()
+
+
+def default_config() -> HubConfig:
+    """The embedded default: MLflow on SQLite and a local durable queue under the state folder; no task queue."""
+    home = state_dir()
+    return HubConfig.model_validate(
+        {
+            "version": "1.0",
+            "global": {"state_dir": str(home)},
+            "plugins": {
+                "mlops": {"type": "mlflow", "config": {"mlflow_uri": f"sqlite:///{home / 'mlflow.db'}"}},
+                "datastream": {"type": "local", "config": {"path": str(home / "stream.db")}},
+                "taskqueue": {"enabled": False, "type": "celery", "config": {}},
+            },
+            "experiments": [
+                {"name": "time_series", "module": "framework.TimeSeriesAnalysis", "class": "TimeSeriesExperiment"},
+                {"name": "fault_detection", "module": "framework.FaultDetection", "class": "FaultDetectionExperiment"},
+            ],
+        }
+    )
+
+
+def load_config(path: str | Path | None = None) -> HubConfig:
+    """Load ``path``; with None, ``./hub_config.yaml`` if it exists, else the embedded default."""
+    if path is None:
+        if not Path(DEFAULT_CONFIG_FILE).is_file():
+            return default_config()
+        path = DEFAULT_CONFIG_FILE
+    config = load_yaml_model(HubConfig, path)
+    logging.getLogger("framework").setLevel(config.global_.log_level.upper())
+    return config
+
+
+def load_yaml_model(model: type[Model], path: str | Path) -> Model:
+    """Read a YAML file into ``model``; every failure is a ``ConfigError`` naming file, line and field."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file ({exc.strerror or exc})", source=source) from None
+    return parse_yaml_model(model, text, source=source)
+
+
+def parse_yaml_model(model: type[Model], text: str, *, source: str = "<string>") -> Model:
+    """Parse YAML ``text`` into ``model`` (see ``load_yaml_model``)."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", source=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", source=source) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError("expected a mapping at the top level", source=source, line=1)
+    data = _interpolate(data, (), root, source)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _config_error(exc, root, source) from None
+
+
+def validate_mapping(model: type[Model], data: Any, *, source: str = "spec") -> Model:
+    """Validate an in-memory mapping into ``model`` with the same error shape (no line numbers)."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _config_error(exc, None, source) from None
+
+
+def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, source: str) -> ConfigError:
+    """One ConfigError for all of pydantic's errors: the first names line and field, the others follow."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(err["loc"])
+        line = _line_of(root, loc) if root is not None else None
+        problems.append(ConfigError(_reason(err), source=source, line=line, field=_dotted(loc) or None))
+    first = problems[0]
+    error = ConfigError(first.reason, source=first.source, line=first.line, field=first.field)
+    if len(problems) > 1:
+        error.args = ("\n".join(str(p) for p in problems),)
+    error.problems = problems
+    return error
+
+
+def _reason(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join("global" if part == "global_" else str(part) for part in loc)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at ``loc``, or of its deepest existing parent."""
+    if node is None:
+        return None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            kids = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+        elif isinstance(node, yaml.SequenceNode):
+            kids = dict(enumerate(node.value))
+        else:
+            kids = {}
+        if key not in kids:
+            break
+        node = kids[key]
+    return node.start_mark.line + 1
+
+
+def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value."""
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, (*loc, k), root, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*loc, i), root, source) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)",
+            source=source,
+            line=_line_of(root, loc),
+            field=_dotted(loc),
+        )
+
+    return _ENV_REF.sub(substitute, value)

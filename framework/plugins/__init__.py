@@ -1,0 +1,1 @@
+"""Plugin protocols, the registry of built-in implementations, and the conformance kit."""
