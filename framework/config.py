@@ -24,14 +24,19 @@ from framework.errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ExperimentEntry",
+    "ExperimentSpec",
     "GlobalSettings",
     "HubConfig",
+    "ModelSpec",
     "PluginEntry",
     "PluginsConfig",
+    "RetrainPolicy",
     "default_config",
     "load_config",
     "load_yaml_model",
+    "parse_yaml_model",
     "state_dir",
+    "validate_mapping",
 ]
 
 DEFAULT_CONFIG_FILE = "hub_config.yaml"
@@ -250,3 +255,31 @@ def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
         )
 
     return _ENV_REF.sub(substitute, value)
+
+
+class ModelSpec(_Strict):
+    """Which model from the experiment type's catalog, and its hyperparameters."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrainPolicy(_Strict):
+    """When the hub retrains on its own: every N new rows, on drift, or when a metric crosses a threshold."""
+
+    window: int | None = Field(default=None, gt=0, description="train on the most recent N rows (default: all)")
+    every_n_rows: int | None = Field(default=None, gt=0)
+    on_drift: bool = False
+    metric: str | None = None
+    metric_threshold: float | None = None
+
+
+class ExperimentSpec(_Strict):
+    """Fields every experiment spec has. Experiment types extend it; unknown keys are refused."""
+
+    model: ModelSpec
+    features: list[str] | None = Field(default=None, description="default: every numeric column but timestamp/label")
+    timestamp: str | None = None
+    label: str | None = Field(default=None, description="used by evaluate() only, never by fit()")
+    threshold: dict[str, Any] = Field(default_factory=dict)
+    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
