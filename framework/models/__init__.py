@@ -1,0 +1,1 @@
+"""Model catalogs per experiment type: detectors (fault detection) and forecasters (time series)."""
