@@ -122,3 +122,7 @@ def render_health(report: dict[str, dict[str, Any]]) -> None:
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()
