@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
+import uuid
+from collections import OrderedDict
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.config import ExperimentEntry, HubConfig, default_config, load_config, state_dir
-from framework.errors import ConfigError, HubError, PluginError, redact
+from framework.errors import ConfigError, ExperimentNotFound, HubError, JobFailed, PluginError, redact
+from framework.jobs import TRAIN_TASK, JobInfo, LocalExecutor
 from framework.plugins.base import Plugin
 from framework.plugins.registry import build_plugin
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from framework.Experiment import Experiment
+    from framework.plugins.mlops import ModelVersion
+    from framework.records import DataInput
+    from framework.store import ExperimentInfo, ExperimentStore, TrainResult
 
 __all__ = ["ExperimentHub"]
 
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 5.0
+MODEL_CACHE_SIZE = 8
 
 
 class ExperimentHub:
@@ -36,6 +49,9 @@ class ExperimentHub:
         self.state_dir: Path = state_dir(self.config)
         self._plugins: dict[str, Plugin] = {}
         self._closed = False
+        self._models: OrderedDict[tuple[str, int], Experiment] = OrderedDict()
+        self._models_lock = threading.Lock()
+        self._local_jobs: LocalExecutor | None = None
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -114,6 +130,9 @@ class ExperimentHub:
     # -- lifecycle --------------------------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Shut every plugin down in reverse registration order. Idempotent; one failure does not stop the rest."""
+        if self._local_jobs is not None:
+            self._local_jobs.shutdown()
+            self._local_jobs = None
         for ptype in reversed(list(self._plugins)):
             self._shutdown_plugin(ptype, self._plugins.pop(ptype))
         self._closed = True
@@ -172,3 +191,170 @@ def _mask(details: dict[str, Any]) -> dict[str, Any]:
         else:
             masked[key] = value
     return masked
+
+    # -- experiments ------------------------------------------------------------------------------------------
+    @property
+    def store(self) -> ExperimentStore:
+        """The hub's records in the MLOps plugin; a ``PluginError`` when no mlops plugin is registered."""
+        from framework.store import ExperimentStore
+
+        mlops = self._plugins.get("mlops")
+        if mlops is None:
+            raise PluginError("no mlops plugin is registered; experiments live in the MLOps store", plugin_type="mlops")
+        return ExperimentStore(mlops)
+
+    def create_experiment(
+        self, name: str, type: str, spec: dict[str, Any] | None = None, *, exist_ok: bool = False
+    ) -> ExperimentInfo:
+        """Create a hub experiment of a listed ``type`` with a validated ``spec``.
+
+        >>> hub.create_experiment("pump-7", "fault_detection", {"model": {"name": "pca"}, "timestamp": "ts"})
+        """
+        experiment = self.experiment_class(type)(spec or {})
+        normalized = experiment.spec.model_dump(mode="json", by_alias=True)
+        return self.store.create(name, type, normalized, exist_ok=exist_ok)
+
+    def experiments(self) -> list[ExperimentInfo]:
+        """Every hub experiment in the store (rebuilt from the store, not from memory)."""
+        return self.store.list()
+
+    def get_experiment(self, name: str) -> ExperimentInfo:
+        return self.store.get(name)
+
+    def delete_experiment(self, name: str) -> None:
+        """Delete the experiment, its runs and its registered model."""
+        self.store.delete(name)
+        with self._models_lock:
+            for key in [k for k in self._models if k[0] == name]:
+                del self._models[key]
+
+    def new_experiment(self, name: str) -> Experiment:
+        """A fresh, unfitted experiment object built from the stored type and spec."""
+        info = self.store.get(name)
+        return self.experiment_class(info.type)(info.spec)
+
+    def train(self, name: str, data: DataInput, *, job_id: str | None = None) -> TrainResult:
+        """Fit on ``data`` (DataFrame, CSV/Parquet/Excel path, or records), log one run, register a version.
+
+        ``champion`` moves to the new version only if it validates (see ``Experiment.validate``).
+        """
+        from framework.records import load_frame
+
+        experiment = self.new_experiment(name)
+        return self.store.record_training(name, experiment, load_frame(data), job_id=job_id)
+
+    def retrain(self, name: str, data: DataInput | None = None) -> TrainResult:
+        """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
+        spec's ``retrain.window`` (most recent rows)."""
+        import pandas as pd
+
+        from framework.records import load_frame
+
+        experiment = self.new_experiment(name)
+        frames = []
+        try:
+            frames.append(self.store.training_data(name))
+        except ExperimentNotFound:
+            if data is None:
+                raise
+        if data is not None:
+            frames.append(load_frame(data))
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        window = experiment.spec.retrain.window
+        if window is not None:
+            frame = frame.tail(window).reset_index(drop=True)
+        return self.store.record_training(name, experiment, frame)
+
+    def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
+        """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
+        chosen = self.store.resolve_version(name, version=version, alias=alias)
+        key = (name, chosen.version)
+        with self._models_lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = self.store.load_model(name, chosen.version)
+        with self._models_lock:
+            self._models[key] = model
+            while len(self._models) > MODEL_CACHE_SIZE:
+                self._models.popitem(last=False)
+        return model
+
+    def predict(
+        self, name: str, data: DataInput | None = None, *, version: int | None = None, alias: str | None = None
+    ) -> pd.DataFrame:
+        """Score ``data`` with the served model (champion by default); vectorised over the whole batch."""
+        from framework.records import load_frame
+
+        model = self.load(name, version=version, alias=alias)
+        return model.predict(load_frame(data)) if data is not None else model.predict(None)
+
+    def evaluate(self, name: str, data: DataInput, *, version: int | None = None) -> dict[str, float]:
+        """Metrics of the served model against the labels in ``data``."""
+        from framework.records import load_frame
+
+        return self.load(name, version=version).evaluate(load_frame(data))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every model version of the experiment, newest first, with aliases."""
+        return self.store.versions(name)
+
+    def promote(self, name: str, version: int) -> ModelVersion:
+        """Move ``champion`` to ``version`` by hand."""
+        return self.store.promote(name, version)
+
+    def figure(self, name: str, figure: str, version: int | None = None) -> dict[str, Any]:
+        """The plotly JSON of a figure stored with a version's training run (champion by default)."""
+        return self.store.download_figure(name, figure, version=version)
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+    @property
+    def jobs_backend(self) -> Any:
+        """The taskqueue plugin when one is registered, else the in-process executor (same interface)."""
+        queue = self._plugins.get("taskqueue")
+        if queue is not None:
+            return queue
+        if self._local_jobs is None:
+            self._local_jobs = LocalExecutor({TRAIN_TASK: self.run_job})
+        return self._local_jobs
+
+    def submit_training(self, name: str, data: DataInput, *, job_id: str | None = None) -> str:
+        """Store ``data`` as a dataset, queue a training job that references it, and return the job id."""
+        from framework.records import load_frame
+
+        self.store.get(name)
+        frame = load_frame(data)
+        dataset_run_id = self.store.save_dataset(name, frame)
+        job_id = job_id or uuid.uuid4().hex
+        kwargs = {"job_id": job_id, "experiment": name, "dataset_run_id": dataset_run_id}
+        return self.jobs_backend.submit_task(TRAIN_TASK, kwargs, task_id=job_id)
+
+    def run_job(self, job_id: str, experiment: str, dataset_run_id: str) -> dict[str, Any]:
+        """Execute a training job (on a worker or in-process). Idempotent: a job that already produced a
+        finished run returns that run's result instead of training again."""
+        done = self.store.find_job_run(experiment, job_id)
+        if done is not None and done.status == "FINISHED" and "experimenthub.model_version" in done.tags:
+            log.info("job %s already finished as run %s; not training again", job_id, done.run_id)
+            return self.store.result_of_run(done).to_dict()
+        data = self.store.load_dataset(dataset_run_id)
+        return self.train(experiment, data, job_id=job_id).to_dict()
+
+    def job(self, job_id: str) -> JobInfo:
+        """State of a job (queued, running, succeeded, failed, cancelled) with its result or error."""
+        backend = self.jobs_backend
+        state = backend.get_status(job_id)
+        if state == "succeeded":
+            return JobInfo(job_id, state, result=backend.get_result(job_id, timeout=10))
+        if state == "failed":
+            try:
+                backend.get_result(job_id, timeout=10)
+            except JobFailed as exc:
+                return JobInfo(job_id, state, error=str(exc))
+        return JobInfo(job_id, state)
+
+    def wait_job(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the job ends; return its result or raise ``JobFailed``."""
+        return self.jobs_backend.get_result(job_id, timeout=timeout)
+
+    def cancel_job(self, job_id: str) -> bool:
+        return self.jobs_backend.cancel(job_id)

@@ -1,0 +1,259 @@
+"""How the hub keeps its state in the MLOps store (DESIGN.md §3): the only schema the hub writes.
+
+- a hub experiment is an MLOps experiment tagged ``experimenthub.type`` and ``experimenthub.spec`` (JSON);
+- each training is a run tagged ``experimenthub.kind=train`` holding params, metrics, figures, the dataset
+  snapshot (``data/train.parquet``) and the model; each model is a version of the registered model named
+  after the experiment, and the alias ``champion`` marks the one in service;
+- datasets submitted for jobs are runs tagged ``experimenthub.kind=dataset`` holding ``data/dataset.parquet``;
+- a job's run carries ``experimenthub.job_id``, which makes jobs idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from framework.errors import ConflictError, ExperimentNotFound
+from framework.Experiment import Experiment, Validation
+from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
+
+__all__ = ["CHAMPION", "ExperimentInfo", "ExperimentStore", "TrainResult"]
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+TAG_TYPE = "experimenthub.type"
+TAG_SPEC = "experimenthub.spec"
+TAG_KIND = "experimenthub.kind"
+TAG_JOB = "experimenthub.job_id"
+TAG_VERSION = "experimenthub.model_version"
+TAG_PROMOTED = "experimenthub.promoted"
+TRAIN_DATA = "data/train.parquet"
+DATASET = "data/dataset.parquet"
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """A hub experiment as recorded in the store."""
+
+    name: str
+    type: str
+    spec: dict[str, Any]
+    champion: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training produced."""
+
+    experiment: str
+    run_id: str
+    version: int
+    metrics: dict[str, float]
+    promoted: bool
+    validation: Validation
+    job_id: str | None = None
+    figures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ExperimentStore:
+    """Hub records kept through any ``MLOpsPlugin``."""
+
+    def __init__(self, mlops: MLOpsPlugin) -> None:
+        self.mlops = mlops
+
+    # experiments ---------------------------------------------------------------------------------------------
+    def create(self, name: str, experiment_type: str, spec: dict[str, Any], exist_ok: bool = False) -> ExperimentInfo:
+        existing = self.mlops.get_experiment(name)
+        if existing is not None and TAG_TYPE in existing["tags"]:
+            info = self._info(existing)
+            if not exist_ok:
+                raise ConflictError(f"experiment {name!r} already exists (type {info.type})")
+            if info.type != experiment_type:
+                raise ConflictError(f"experiment {name!r} exists with type {info.type}, not {experiment_type}")
+            if info.spec != spec:
+                self.mlops.set_experiment_tags(name, {TAG_SPEC: json.dumps(spec, sort_keys=True)})
+            return self.get(name)
+        self.mlops.create_experiment(name, tags={TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec, sort_keys=True)})
+        if existing is not None:  # an MLflow experiment of that name existed without hub tags: adopt it
+            self.mlops.set_experiment_tags(name, {TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec)})
+        return ExperimentInfo(name, experiment_type, spec)
+
+    def get(self, name: str) -> ExperimentInfo:
+        found = self.mlops.get_experiment(name)
+        if found is None or TAG_TYPE not in found["tags"]:
+            raise ExperimentNotFound(f"no experiment named {name!r}")
+        return self._info(found)
+
+    def list(self) -> list[ExperimentInfo]:
+        return [self._info(e) for e in self.mlops.list_experiments(tag=TAG_TYPE)]
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        self.mlops.delete_experiment(name)
+
+    def _info(self, record: dict[str, Any]) -> ExperimentInfo:
+        tags = record["tags"]
+        champion = self.mlops.get_alias(record["name"], CHAMPION)
+        return ExperimentInfo(
+            record["name"], tags[TAG_TYPE], json.loads(tags.get(TAG_SPEC, "{}")), champion.version if champion else None
+        )
+
+    # training ------------------------------------------------------------------------------------------------
+    def record_training(
+        self, name: str, experiment: Experiment, data: pd.DataFrame, *, job_id: str | None = None
+    ) -> TrainResult:
+        """Fit ``experiment`` on ``data`` inside one run; log everything; register a version; maybe promote it.
+
+        The run ends FAILED if anything raises, and the error propagates.
+        """
+        tags = {TAG_KIND: "train", **({TAG_JOB: job_id} if job_id else {})}
+        run_id = self.mlops.start_run(name, run_name=f"train-{job_id or 'manual'}", tags=tags)
+        try:
+            self.mlops.log_params(run_id, {"n_rows": len(data), **experiment.params()})
+            experiment.fit(data)
+            validation = experiment.validate()
+            metrics = {**experiment.metrics_, **{f"validation.{k}": v for k, v in validation.metrics.items()}}
+            self.mlops.log_metrics(run_id, metrics)
+            figures = experiment.figures()
+            for figure_name, figure in figures.items():
+                self.mlops.log_figure(run_id, figure, figure_name)
+            self._log_frame(run_id, data, TRAIN_DATA)
+            model_uri = self.mlops.log_model(run_id, experiment)
+            version = self.mlops.register_model(name, model_uri, run_id=run_id)
+            promoted = validation.passed
+            if promoted:
+                self.mlops.set_alias(name, CHAMPION, version.version)
+            self.mlops.set_tags(
+                run_id,
+                {
+                    TAG_VERSION: str(version.version),
+                    TAG_PROMOTED: str(promoted).lower(),
+                    "experimenthub.validation": validation.reason[:500],
+                },
+            )
+        except BaseException:
+            self.mlops.end_run(run_id, "FAILED")
+            raise
+        self.mlops.end_run(run_id, "FINISHED")
+        log.info("trained %s: run %s, version %s, promoted=%s", name, run_id, version.version, promoted)
+        return TrainResult(name, run_id, version.version, metrics, promoted, validation, job_id, list(figures))
+
+    def result_of_run(self, run: RunRecord) -> TrainResult:
+        """Rebuild a ``TrainResult`` from a finished training run (for idempotent job replays)."""
+        validation_metrics = {
+            k.removeprefix("validation."): v for k, v in run.metrics.items() if k.startswith("validation.")
+        }
+        promoted = run.tags.get(TAG_PROMOTED) == "true"
+        validation = Validation(promoted, run.tags.get("experimenthub.validation", ""), validation_metrics)
+        return TrainResult(
+            run.experiment,
+            run.run_id,
+            int(run.tags[TAG_VERSION]),
+            dict(run.metrics),
+            promoted,
+            validation,
+            run.tags.get(TAG_JOB),
+        )
+
+    def find_job_run(self, name: str, job_id: str) -> RunRecord | None:
+        """The newest training run of ``job_id``, if any."""
+        runs = self.mlops.search_runs(
+            name,
+            filter_string=f"tags.`{TAG_JOB}` = '{job_id}' and tags.`{TAG_KIND}` = 'train'",
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        return runs[0] if runs else None
+
+    def training_data(self, name: str, version: int | None = None) -> pd.DataFrame:
+        """The training snapshot of ``version`` (default: the newest version)."""
+        versions = self.versions(name)
+        chosen = next((v for v in versions if version is None or v.version == version), None)
+        if chosen is None or chosen.run_id is None:
+            raise ExperimentNotFound(f"experiment {name!r} has no trained version {version or ''}".strip())
+        return self._read_frame(chosen.run_id, TRAIN_DATA)
+
+    # datasets ------------------------------------------------------------------------------------------------
+    def save_dataset(self, name: str, data: pd.DataFrame) -> str:
+        """Store ``data`` as a dataset run (Parquet) and return the run id: the reference jobs carry."""
+        run_id = self.mlops.start_run(name, run_name="dataset", tags={TAG_KIND: "dataset"})
+        try:
+            self.mlops.log_params(run_id, {"n_rows": len(data), "n_columns": data.shape[1]})
+            self._log_frame(run_id, data, DATASET)
+        except BaseException:
+            self.mlops.end_run(run_id, "FAILED")
+            raise
+        self.mlops.end_run(run_id, "FINISHED")
+        return run_id
+
+    def load_dataset(self, run_id: str) -> pd.DataFrame:
+        return self._read_frame(run_id, DATASET)
+
+    def _log_frame(self, run_id: str, data: pd.DataFrame, artifact: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
+            path = Path(tmp) / Path(artifact).name
+            data.to_parquet(path, index=False)
+            self.mlops.log_artifact(run_id, path, str(Path(artifact).parent))
+
+    def _read_frame(self, run_id: str, artifact: str) -> pd.DataFrame:
+        with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
+            return pd.read_parquet(self.mlops.download_artifact(run_id, artifact, tmp))
+
+    # models --------------------------------------------------------------------------------------------------
+    def versions(self, name: str) -> list[ModelVersion]:
+        self.get(name)
+        return self.mlops.list_versions(name)
+
+    def resolve_version(self, name: str, version: int | None = None, alias: str | None = None) -> ModelVersion:
+        """The version asked for; by default the champion, else the newest version."""
+        if version is not None:
+            found = next((v for v in self.mlops.list_versions(name) if v.version == int(version)), None)
+            if found is None:
+                raise ExperimentNotFound(f"experiment {name!r} has no model version {version}")
+            return found
+        if alias is not None:
+            found = self.mlops.get_alias(name, alias)
+            if found is None:
+                raise ExperimentNotFound(f"experiment {name!r} has no model with alias {alias!r}")
+            return found
+        champion = self.mlops.get_alias(name, CHAMPION)
+        if champion is not None:
+            return champion
+        versions = self.mlops.list_versions(name)
+        if not versions:
+            raise ExperimentNotFound(f"experiment {name!r} has no trained model yet; train it first")
+        log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
+        return versions[0]
+
+    def load_model(self, name: str, version: int) -> Experiment:
+        return self.mlops.load_model(name, version=version)
+
+    def promote(self, name: str, version: int) -> ModelVersion:
+        chosen = self.resolve_version(name, version=version)
+        self.mlops.set_alias(name, CHAMPION, chosen.version)
+        return self.resolve_version(name, version=version)
+
+    def download_figure(self, name: str, figure: str, version: int | None = None) -> dict[str, Any]:
+        """The plotly JSON of a figure logged with a version's training run."""
+        chosen = self.resolve_version(name, version=version)
+        with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
+            try:
+                path = self.mlops.download_artifact(chosen.run_id, f"figures/{figure}.json", tmp)
+            except Exception as exc:
+                raise ExperimentNotFound(
+                    f"experiment {name!r} version {chosen.version} has no figure {figure!r}"
+                ) from exc
+            return json.loads(Path(path).read_text())
