@@ -119,6 +119,22 @@ def render_health(report: dict[str, dict[str, Any]]) -> None:
     console.print(table)
 
 
+@app.command("worker")
+def worker_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="hub_config.yaml with the taskqueue plugin enabled")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-n", min=1, help="worker processes")] = 2,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level")] = "info",
+) -> None:
+    """Start a Celery worker that builds its own hub from the config and runs training jobs."""
+    from framework.errors import HubError
+    from framework.worker import run_worker
+
+    try:
+        run_worker(config, concurrency=concurrency, loglevel=loglevel)
+    except HubError as exc:
+        raise fail(str(exc), code=2) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
