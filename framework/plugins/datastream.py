@@ -9,7 +9,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from framework.plugins.base import Plugin
 
-__all__ = ["DataStreamPlugin", "Delivery", "OutgoingMessage"]
+__all__ = ["DEAD_LETTER_SUFFIX", "DataStreamPlugin", "Delivery", "OutgoingMessage"]
+
+DEAD_LETTER_SUFFIX = ".dead-letter"  # create_queue("x") also creates "x" + DEAD_LETTER_SUFFIX
 
 
 @dataclass
