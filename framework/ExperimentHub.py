@@ -177,21 +177,6 @@ class ExperimentHub:
             )
         return cls
 
-
-def _mask(details: dict[str, Any]) -> dict[str, Any]:
-    """Redact secrets in string values of health details (plugins should not leak them; this is the backstop)."""
-    masked: dict[str, Any] = {}
-    for key, value in details.items():
-        if any(word in key.lower() for word in ("password", "secret", "token", "api_key")):
-            masked[key] = "***"
-        elif isinstance(value, str):
-            masked[key] = redact(value)
-        elif isinstance(value, dict):
-            masked[key] = _mask(value)
-        else:
-            masked[key] = value
-    return masked
-
     # -- experiments ------------------------------------------------------------------------------------------
     @property
     def store(self) -> ExperimentStore:
@@ -358,3 +343,18 @@ def _mask(details: dict[str, Any]) -> dict[str, Any]:
 
     def cancel_job(self, job_id: str) -> bool:
         return self.jobs_backend.cancel(job_id)
+
+
+def _mask(details: dict[str, Any]) -> dict[str, Any]:
+    """Redact secrets in string values of health details (plugins should not leak them; this is the backstop)."""
+    masked: dict[str, Any] = {}
+    for key, value in details.items():
+        if any(word in key.lower() for word in ("password", "secret", "token", "api_key")):
+            masked[key] = "***"
+        elif isinstance(value, str):
+            masked[key] = redact(value)
+        elif isinstance(value, dict):
+            masked[key] = _mask(value)
+        else:
+            masked[key] = value
+    return masked
