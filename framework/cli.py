@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+experiments_app = typer.Typer(help="List and inspect experiments.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
 
 console = Console()
 errors = Console(stderr=True)
@@ -104,6 +106,175 @@ def health_command(config: ConfigOption = None, json_out: JsonOption = False) ->
     else:
         render_health(report)
     if not report or not all(entry["healthy"] for entry in report.values()):
+        raise typer.Exit(1)
+
+
+def hub_call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a hub method; a hub error becomes a one-line message and exit code 1."""
+    from framework.errors import HubError
+
+    try:
+        return function(*args, **kwargs)
+    except HubError as exc:
+        raise fail(str(exc)) from None
+
+
+def print_json(data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    return table
+
+
+@app.command("train")
+def train_command(
+    name: Annotated[str, typer.Argument(help="experiment name")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="CSV, Parquet or Excel file")],
+    type_: Annotated[str | None, typer.Option("--type", "-t", help="experiment type (creates the experiment)")] = None,
+    spec: Annotated[Path | None, typer.Option("--spec", "-s", help="YAML spec file (with --type)")] = None,
+    config: ConfigOption = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job and print the result")] = True,
+    json_out: JsonOption = False,
+) -> None:
+    """Train a new model version (creating the experiment from --type/--spec when given)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with open_hub(config) as hub:
+        if type_ is not None:
+            spec_data = load_spec_file(spec) if spec else {}
+            hub_call(hub.create_experiment, name, type_, spec_data, exist_ok=True)
+        job_id = hub_call(hub.submit_training, name, data)
+        if not wait:
+            print_json({"job_id": job_id}) if json_out else console.print(f"queued job {job_id}")
+            return
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=True,
+            disable=json_out,
+        ) as progress:
+            task = progress.add_task(f"training {name} (job {job_id[:8]})", total=None)
+            info = hub_call(hub.job, job_id)
+            while info.state in ("queued", "running"):
+                progress.update(task, description=f"training {name}: {info.state}")
+                time.sleep(0.25)
+                info = hub_call(hub.job, job_id)
+    if json_out:
+        print_json(info.to_dict())
+    elif info.state != "succeeded":
+        raise fail(f"job {job_id} {info.state}: {info.error}")
+    else:
+        result = info.result or {}
+        console.print(
+            f"[green]✓[/] {name}: version {result['version']} (run {result['run_id']}), "
+            f"champion {'moved' if result['promoted'] else 'unchanged'}"
+        )
+        console.print(metrics_table("metrics", result["metrics"]))
+    if info.state != "succeeded":
+        raise typer.Exit(1)
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise fail(f"{path}: cannot read spec: {exc}") from None
+    if not isinstance(data, dict):
+        raise fail(f"{path}: a spec must be a mapping")
+    return data
+
+
+@app.command("predict")
+def predict_command(
+    name: Annotated[str, typer.Argument(help="experiment name")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="records to score (CSV/Parquet/Excel)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write predictions (.csv or .parquet)")] = None,
+    version: Annotated[int | None, typer.Option(help="model version (default: champion)")] = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Score records with the served model (or forecast ahead when no --data is given)."""
+    with open_hub(config) as hub:
+        result = hub_call(hub.predict, name, data, version=version)
+    if out is not None:
+        (result.to_parquet if out.suffix == ".parquet" else result.to_csv)(out, index=False)
+        errors.print(f"wrote {len(result)} predictions to {out}")
+    if json_out:
+        console.print(result.to_json(orient="records", date_format="iso"))
+    elif out is None:
+        table = Table(title=f"{name}: {len(result)} predictions (first 20)")
+        for column in result.columns:
+            table.add_column(str(column))
+        for row in result.head(20).itertuples(index=False):
+            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
+
+
+@experiments_app.command("list")
+def experiments_list(config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """Every experiment in the MLOps store."""
+    with open_hub(config) as hub:
+        infos = hub_call(hub.experiments)
+    if json_out:
+        print_json([i.to_dict() for i in infos])
+        return
+    table = Table(title="Experiments")
+    for column in ("name", "type", "model", "champion"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.type, str(info.spec.get("model", {}).get("name", "")), str(info.champion or "-"))
+    console.print(table)
+
+
+@experiments_app.command("show")
+def experiments_show(name: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """One experiment: its spec and model versions."""
+    with open_hub(config) as hub:
+        info = hub_call(hub.get_experiment, name)
+        versions = hub_call(hub.versions, name)
+    if json_out:
+        print_json({**info.to_dict(), "versions": [v.__dict__ for v in versions]})
+        return
+    console.print(f"[bold]{info.name}[/] ({info.type}), champion: {info.champion or '-'}")
+    print_json(info.spec)
+    table = Table(title="Model versions")
+    for column in ("version", "aliases", "run"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(str(v.version), ", ".join(v.aliases), str(v.run_id))
+    console.print(table)
+
+
+@app.command("promote")
+def promote_command(name: str, version: int, config: ConfigOption = None) -> None:
+    """Make VERSION the champion of NAME."""
+    with open_hub(config) as hub:
+        hub_call(hub.promote, name, version)
+    console.print(f"[green]✓[/] {name}: version {version} is now the champion")
+
+
+@app.command("jobs")
+def jobs_command(job_id: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """The state of a training job (with the task queue enabled, jobs outlive this process)."""
+    with open_hub(config) as hub:
+        info = hub_call(hub.job, job_id)
+    if json_out:
+        print_json(info.to_dict())
+    else:
+        console.print(f"job {job_id}: {info.state}" + (f" ({info.error})" if info.error else ""))
+    if info.state == "failed":
         raise typer.Exit(1)
 
 
