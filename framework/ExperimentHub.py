@@ -344,6 +344,51 @@ class ExperimentHub:
     def cancel_job(self, job_id: str) -> bool:
         return self.jobs_backend.cancel(job_id)
 
+    # -- streams ----------------------------------------------------------------------------------------------
+    def stream(self, name: str, stop: threading.Event | None = None, **options: Any) -> Any:
+        """Score ``<name>.input`` into ``<name>.predictions`` until ``stop`` is set (or SIGINT/SIGTERM).
+
+        ``options`` go to ``StreamScorer`` (batch_size, batch_timeout_ms, model_refresh_s, ...). Returns its stats.
+        """
+        from framework.streaming import StreamScorer, stop_on_signals
+
+        scorer = StreamScorer(self, name, **options)
+        with stop_on_signals(stop or threading.Event()) as event:
+            return scorer.run(event)
+
+    def publish_records(
+        self, name: str, data: DataInput, *, batch_size: int = 100, on_progress: Any = None
+    ) -> list[str]:
+        """Publish ``data`` to ``<name>.input`` as envelopes of ``batch_size`` records; return the message ids.
+
+        ``on_progress(n_records_published)`` is called after each confirmed group of messages.
+        """
+        from framework.plugins.datastream import OutgoingMessage
+        from framework.records import encode_records, load_frame
+        from framework.streaming import input_queue
+
+        stream = self._plugins.get("datastream")
+        if stream is None:
+            raise PluginError("no datastream plugin is registered", plugin_type="datastream")
+        if batch_size < 1:
+            raise ConfigError("must be at least 1", field="batch_size")
+        frame = load_frame(data)
+        stream.create_queue(input_queue(name))
+        ids: list[str] = []
+        group = max(1, 1000 // batch_size)  # messages per confirmed publish call
+        starts = range(0, len(frame), batch_size)
+        for first in range(0, len(starts), group):
+            messages = []
+            for start in starts[first : first + group]:
+                message_id = uuid.uuid4().hex
+                chunk = frame.iloc[start : start + batch_size]
+                messages.append(OutgoingMessage(encode_records(chunk, message_id=message_id), message_id=message_id))
+                ids.append(message_id)
+            stream.publish(input_queue(name), messages)
+            if on_progress is not None:
+                on_progress(min(len(frame), (first + group) * batch_size))
+        return ids
+
 
 def _mask(details: dict[str, Any]) -> dict[str, Any]:
     """Redact secrets in string values of health details (plugins should not leak them; this is the backstop)."""
