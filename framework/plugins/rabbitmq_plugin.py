@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -490,7 +489,7 @@ class RabbitMQPlugin(DataStreamPlugin):
             headers=dict(props.get("application_headers") or {}),
             content_type=props.get("content_type"),
             redelivered=bool(info.get("redelivered")),
-            timestamp=stamp.replace(tzinfo=UTC).timestamp() if isinstance(stamp, datetime) else None,
+            timestamp=float(stamp) if isinstance(stamp, int | float) else None,
         )
 
     # ------------------------------------------------------------------ settle
