@@ -1,0 +1,284 @@
+"""``CeleryPlugin``: training jobs on Celery workers (RabbitMQ broker, Redis result backend).
+
+>>> plugin = CeleryPlugin("amqp://guest:guest@localhost:5672//", "redis://localhost:6379/0", "experiment_hub")
+>>> plugin.initialize()                              # PluginUnavailable within seconds if the broker is down
+>>> job_id = plugin.submit_task("experimenthub.train", {"job_id": "j1", ...}, task_id="j1")
+>>> plugin.get_status(job_id)                        # queued | running | succeeded | failed | cancelled
+>>> plugin.get_result(job_id, timeout=600)           # the result dict, or JobFailed with the worker's message
+
+Workers run ``experimenthub worker --config hub_config.yaml``; both sides build their Celery app with
+``framework.worker.create_app`` from the same ``CelerySettings``, so they agree on queue, serializer and limits.
+
+Job states come from the result backend. Celery reports an unknown id as PENDING, so ``submit_task`` writes a
+PENDING record first: an id without a record is unknown (``ExperimentNotFound``), as with the in-process executor.
+Credentials in the URLs are masked in health details, logs and errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery, states
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+from framework.errors import ConfigError, ExperimentNotFound, JobFailed, PluginError, PluginUnavailable, redact
+from framework.plugins.taskqueue import JobState
+from framework.worker import CelerySettings, create_app
+
+__all__ = ["CeleryPlugin"]
+
+log = logging.getLogger(__name__)
+
+_STATES: dict[str, JobState] = {
+    states.PENDING: "queued",
+    states.RECEIVED: "queued",
+    states.STARTED: "running",
+    states.RETRY: "running",
+    states.SUCCESS: "succeeded",
+    states.FAILURE: "failed",
+    states.REVOKED: "cancelled",
+}
+
+
+class CeleryPlugin:
+    """The ``taskqueue`` plugin on Celery: submit by task name with JSON kwargs, poll, wait, cancel.
+
+    ``queue`` is the queue the workers consume (give each deployment its own). ``task_time_limit`` is the hard
+    limit per job in seconds (the soft limit, default 95 % of it, lets the job end its run cleanly).
+    ``result_expires`` is how long job states and results stay in the backend. ``connect_timeout`` bounds each
+    broker and backend connection attempt; ``health_timeout`` is how long the health check waits for workers.
+    """
+
+    plugin_type = "taskqueue"
+
+    def __init__(
+        self,
+        broker_url: str,
+        backend_url: str,
+        app_name: str,
+        *,
+        queue: str = "experimenthub",
+        task_time_limit: float = 3600.0,
+        task_soft_time_limit: float | None = None,
+        result_expires: float = 7 * 24 * 3600.0,
+        connect_timeout: float = 4.0,
+        health_timeout: float = 1.0,
+    ) -> None:
+        for field, value in (("broker_url", broker_url), ("backend_url", backend_url), ("app_name", app_name)):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError("must be a non-empty string", field=field)
+        if not isinstance(queue, str) or not queue.strip():
+            raise ConfigError("must be a non-empty string", field="queue")
+        for field, number in (
+            ("task_time_limit", task_time_limit),
+            ("result_expires", result_expires),
+            ("connect_timeout", connect_timeout),
+            ("health_timeout", health_timeout),
+        ):
+            if not isinstance(number, int | float) or number <= 0:
+                raise ConfigError("must be a positive number of seconds", field=field)
+        if task_soft_time_limit is not None and not 0 < task_soft_time_limit < task_time_limit:
+            raise ConfigError("must be between 0 and task_time_limit", field="task_soft_time_limit")
+        self.settings = CelerySettings(
+            broker_url=broker_url,
+            backend_url=backend_url,
+            app_name=app_name,
+            queue=queue,
+            task_time_limit=float(task_time_limit),
+            task_soft_time_limit=task_soft_time_limit,
+            result_expires=float(result_expires),
+            connect_timeout=float(connect_timeout),
+        )
+        self.health_timeout = float(health_timeout)
+        self._app: Celery | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    @property
+    def app(self) -> Celery:
+        """The Celery app (after ``initialize``), for advanced use such as ``app.control.inspect()``."""
+        if self._app is None:
+            raise PluginError("CeleryPlugin is not initialized; call initialize() first", plugin_type="taskqueue")
+        return self._app
+
+    def initialize(self) -> None:
+        """Build the app and check that the broker and the result backend answer. Idempotent."""
+        if self._app is not None:
+            return
+        app = create_app(self.settings)
+        try:
+            self._check_broker(app)
+            self._check_backend(app)
+        except Exception:
+            app.close()
+            raise
+        self._app = app
+        log.info("celery taskqueue ready: broker %s, queue %s", self._where("broker"), self.settings.queue)
+
+    def shutdown(self) -> None:
+        """Close the app's connection pools. Idempotent."""
+        app, self._app = self._app, None
+        if app is not None:
+            app.close()
+
+    def _where(self, which: str) -> str:
+        return redact(self.settings.broker_url if which == "broker" else self.settings.backend_url)
+
+    def _check_broker(self, app: Celery) -> None:
+        try:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.settings.connect_timeout)
+        except Exception as exc:
+            raise PluginUnavailable(
+                f"cannot reach the Celery broker at {self._where('broker')}: {type(exc).__name__}: {exc}",
+                plugin_type="taskqueue",
+            ) from exc
+
+    def _check_backend(self, app: Celery) -> None:
+        try:
+            app.backend.client.ping()
+        except Exception as exc:
+            raise PluginUnavailable(
+                f"cannot reach the Celery result backend at {self._where('backend')}: {type(exc).__name__}: {exc}",
+                plugin_type="taskqueue",
+            ) from exc
+
+    def health_check(self) -> tuple[bool, dict]:
+        """Broker connection, result backend ping and live workers on this queue. Never raises."""
+        details: dict[str, Any] = {
+            "broker": self._where("broker"),
+            "backend": self._where("backend"),
+            "queue": self.settings.queue,
+        }
+        if self._app is None:
+            return False, {**details, "status": "not initialized", "reason": "plugin is not initialized"}
+        problems = []
+        for name, check in (("broker", self._check_broker), ("backend", self._check_backend)):
+            try:
+                check(self._app)
+                details[f"{name}_ok"] = True
+            except Exception as exc:
+                details[f"{name}_ok"] = False
+                problems.append(redact(str(exc)))
+        workers: list[str] = []
+        if details["broker_ok"]:
+            try:
+                workers = self.workers()
+            except Exception as exc:
+                problems.append(redact(f"cannot list workers: {type(exc).__name__}: {exc}"))
+        details["workers"] = len(workers)
+        details["worker_names"] = workers
+        if details["broker_ok"] and not workers and not problems:
+            problems.append(f"no live worker consumes queue {self.settings.queue!r}; start `experimenthub worker`")
+        healthy = not problems
+        details["status"] = "ok" if healthy else "degraded"
+        if problems:
+            details["reason"] = "; ".join(problems)
+        return healthy, details
+
+    def workers(self) -> list[str]:
+        """Names of the live workers consuming this plugin's queue (waits ``health_timeout`` for replies)."""
+        replies = self.app.control.inspect(timeout=self.health_timeout).active_queues() or {}
+        return sorted(
+            name for name, queues in replies.items() if any(q.get("name") == self.settings.queue for q in queues)
+        )
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+    def submit_task(self, task_name: str, kwargs: Mapping[str, Any], task_id: str | None = None) -> str:
+        """Queue ``task_name(**kwargs)`` (JSON only) under ``task_id``; a known id is not queued twice."""
+        app = self.app
+        task_id = task_id or uuid.uuid4().hex
+        if self._meta_exists(task_id):
+            log.info("job %s is already known; not queueing it again", task_id)
+            return task_id
+        try:
+            app.backend.store_result(task_id, None, states.PENDING)
+            app.send_task(task_name, kwargs=dict(kwargs), task_id=task_id, queue=self.settings.queue)
+        except (TypeError, ValueError) as exc:  # kombu's JSON encoder refused the kwargs
+            self._forget(task_id)
+            raise JobFailed(f"job arguments must be JSON: {exc}", job_id=task_id) from exc
+        except Exception as exc:
+            self._forget(task_id)
+            raise PluginUnavailable(
+                f"cannot queue job {task_id} on {self._where('broker')}: {type(exc).__name__}: {exc}",
+                plugin_type="taskqueue",
+            ) from exc
+        return task_id
+
+    def _forget(self, task_id: str) -> None:
+        try:
+            self.app.backend.forget(task_id)
+        except Exception as exc:
+            log.warning("could not remove the record of unsent job %s: %s", task_id, redact(str(exc)))
+
+    def _meta_exists(self, task_id: str) -> bool:
+        backend = self.app.backend
+        try:
+            return backend.get(backend.get_key_for_task(task_id)) is not None
+        except Exception as exc:
+            raise PluginUnavailable(
+                f"cannot read job {task_id} from {self._where('backend')}: {type(exc).__name__}: {exc}",
+                plugin_type="taskqueue",
+            ) from exc
+
+    def _state(self, task_id: str) -> str:
+        try:
+            state = self.app.AsyncResult(task_id).state
+        except Exception as exc:
+            raise PluginUnavailable(
+                f"cannot read job {task_id} from {self._where('backend')}: {type(exc).__name__}: {exc}",
+                plugin_type="taskqueue",
+            ) from exc
+        if state == states.PENDING and not self._meta_exists(task_id):
+            raise ExperimentNotFound(f"no job {task_id!r} (unknown, or its record expired)")
+        return state
+
+    def get_status(self, task_id: str) -> JobState:
+        """``queued``, ``running``, ``succeeded``, ``failed`` or ``cancelled``; ``ExperimentNotFound`` if unknown."""
+        return _STATES.get(self._state(task_id), "running")
+
+    def get_result(self, task_id: str, timeout: float | None = None) -> Any:
+        """Wait up to ``timeout`` s (None: forever) and return the result.
+
+        Raises ``JobFailed`` (the worker's message) if the job failed or was cancelled, ``TimeoutError`` on timeout.
+        """
+        self._state(task_id)
+        result = self.app.AsyncResult(task_id)
+        try:
+            value = result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
+        except CeleryTimeoutError:
+            raise TimeoutError(f"job {task_id} did not finish within {timeout:g} s") from None
+        except Exception as exc:
+            raise PluginUnavailable(
+                f"cannot wait for job {task_id}: {type(exc).__name__}: {exc}", plugin_type="taskqueue"
+            ) from exc
+        state = result.state
+        if state == states.SUCCESS:
+            return value
+        if state == states.REVOKED:
+            raise JobFailed("job was cancelled", job_id=task_id)
+        message = str(value) if isinstance(value, BaseException) else repr(value)
+        raise JobFailed(message or f"job ended in state {state}", job_id=task_id)
+
+    def cancel(self, task_id: str) -> bool:
+        """Revoke the job: a queued job never runs, a running one is terminated. False if it already ended,
+        or if no live worker acknowledged the revoke (a queued job would then still run when a worker starts)."""
+        state = self._state(task_id)
+        if state in states.READY_STATES:
+            return state == states.REVOKED
+        try:
+            replies = self.app.control.revoke(
+                task_id, terminate=True, signal="SIGTERM", reply=True, timeout=self.health_timeout
+            )
+        except Exception as exc:
+            raise PluginUnavailable(
+                f"cannot cancel job {task_id}: {type(exc).__name__}: {exc}", plugin_type="taskqueue"
+            ) from exc
+        if not replies:
+            log.warning("no live worker acknowledged the cancellation of job %s", task_id)
+            return False
+        if state in (states.PENDING, states.RECEIVED):  # the worker marks it when the message arrives; say so now
+            self.app.backend.mark_as_revoked(task_id, "cancelled")
+        return True
