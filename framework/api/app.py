@@ -1,0 +1,394 @@
+"""The FastAPI app: a thin front door that parses input, calls the hub, and renders the answer.
+
+>>> app = create_app("hub_config.yaml")        # or create_app(hub), or create_app() for the embedded default
+>>> # python -m uvicorn framework.api.app:create_app --factory    /    experimenthub serve --port 8000
+
+Design:
+
+- **Auth.** With ``global.api_key`` in the config (else ``$EXPERIMENTHUB_API_KEY``), every path except ``/health``
+  and the API docs (``/docs``, ``/redoc``, ``/openapi.json``: shapes only, no data) needs ``Authorization: Bearer
+  <key>``; the check is constant-time and runs before any body is read.
+- **Body limit.** Bodies over ``max_body_bytes`` (default ``records.MAX_MESSAGE_BYTES``) get 413, from
+  ``Content-Length`` before anything is read, or while streaming when it is absent.
+- **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
+  ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
+- **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware import Middleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPBearer
+from starlette.datastructures import UploadFile
+
+from framework.api.errors import ApiError, install_error_handlers
+from framework.api.middleware import BearerAuthMiddleware, BodyLimitMiddleware, CatchAllMiddleware
+from framework.api.models import (
+    JOB_ID_PATTERN,
+    NAME_PATTERN,
+    ErrorBody,
+    ExperimentCreate,
+    ExperimentOut,
+    ExperimentTypeOut,
+    JobAccepted,
+    JobOut,
+    PluginHealth,
+    PredictionsOut,
+    PublishedOut,
+    RecordsIn,
+    TrainIn,
+    VersionOut,
+)
+from framework.config import HubConfig, load_config
+from framework.ExperimentHub import ExperimentHub
+from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
+
+__all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "EXPERIMENTHUB_API_KEY"
+OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+DATASETS_DIR = "datasets"
+
+Name = Annotated[str, PathParam(pattern=NAME_PATTERN, description="experiment name")]
+Version = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="model version")]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer, all with the one error body."""
+    return {status: {"model": ErrorBody, "description": "error"} for status in statuses}
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: NaN and ±inf become None (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def get_hub(request: Request) -> ExperimentHub:
+    """The hub of the app serving this request."""
+    return request.app.state.hub
+
+
+Hub = Annotated[ExperimentHub, Depends(get_hub)]
+
+
+def create_app(
+    hub_or_config: ExperimentHub | HubConfig | str | Path | None = None,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = MAX_MESSAGE_BYTES,
+) -> FastAPI:
+    """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
+
+    ``hub_or_config``: an ``ExperimentHub`` (the caller keeps ownership), a ``HubConfig``, a config path, or None for
+    ``./hub_config.yaml`` or else the embedded default. ``api_key`` overrides ``global.api_key`` and
+    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth.
+    """
+    if isinstance(hub_or_config, ExperimentHub):
+        given_hub: ExperimentHub | None = hub_or_config
+        config = hub_or_config.config
+    else:
+        given_hub = None
+        config = hub_or_config if isinstance(hub_or_config, HubConfig) else load_config(hub_or_config)
+    key = api_key if api_key is not None else (config.global_.api_key or os.environ.get(API_KEY_ENV) or "")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if given_hub is not None:
+            app.state.hub = given_hub
+            yield
+            return
+        hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
+        app.state.hub = hub
+        try:
+            yield
+        finally:
+            await run_in_threadpool(hub.shutdown)
+
+    middleware = [Middleware(CatchAllMiddleware)]
+    if key:
+        middleware.append(Middleware(BearerAuthMiddleware, api_key=key, open_paths=OPEN_PATHS))
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes))
+    app = FastAPI(
+        title="ExperimentHub",
+        version=_version(),
+        summary="Train, track, serve and retrain process-monitoring experiments.",
+        description=(__doc__ or "").split("Design:", 1)[-1].strip(),
+        lifespan=lifespan,
+        middleware=middleware,
+    )
+    if given_hub is not None:
+        app.state.hub = given_hub
+    install_error_handlers(app)
+    app.include_router(_open_router())
+    # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
+    secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
+    app.include_router(_router(), dependencies=secured, responses=_errors(401) if key else None)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("experimenthub")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _open_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/health",
+        response_model=dict[str, PluginHealth],
+        responses={503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"}},
+    )
+    def health(hub: Hub) -> JSONResponse:
+        """``check_plugin_health()``: 200 when every plugin is healthy, 503 otherwise. Never needs the API key."""
+        report = hub.check_plugin_health()
+        healthy = bool(report) and all(entry["healthy"] for entry in report.values())
+        return JSONResponse(_finite(report), status_code=200 if healthy else 503)
+
+    return router
+
+
+def _router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/experiment-types", tags=["experiments"])
+    def experiment_types(hub: Hub) -> list[ExperimentTypeOut]:
+        """Experiment types this hub's config lists and enables: the only ones that can be created."""
+        return [
+            ExperimentTypeOut(name=e.name, module=e.module, class_name=e.class_name)
+            for e in hub.available_experiments.values()
+        ]
+
+    @router.get("/experiments", tags=["experiments"], responses=_errors(503))
+    def list_experiments(hub: Hub) -> list[ExperimentOut]:
+        """Every experiment in the MLOps store."""
+        return [ExperimentOut(**info.to_dict()) for info in hub.experiments()]
+
+    @router.post("/experiments", status_code=201, tags=["experiments"], responses=_errors(409, 413, 422, 503))
+    def create_experiment(body: ExperimentCreate, hub: Hub) -> ExperimentOut:
+        """Create an experiment of a listed type with a validated spec (409 if the name is taken)."""
+        info = hub.create_experiment(body.name, body.type, body.spec, exist_ok=body.exist_ok)
+        return ExperimentOut(**info.to_dict())
+
+    @router.get("/experiments/{name}", tags=["experiments"], responses=_errors(404, 422, 503))
+    def get_experiment(name: Name, hub: Hub) -> ExperimentOut:
+        return ExperimentOut(**hub.get_experiment(name).to_dict())
+
+    @router.delete("/experiments/{name}", status_code=204, tags=["experiments"], responses=_errors(404, 422, 503))
+    def delete_experiment(name: Name, hub: Hub) -> Response:
+        """Delete the experiment, its runs and its registered model."""
+        hub.delete_experiment(name)
+        return Response(status_code=204)
+
+    @router.post(
+        "/experiments/{name}/train",
+        status_code=202,
+        tags=["training"],
+        responses=_errors(404, 413, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": TrainIn.model_json_schema(ref_template="#/components/schemas/{model}")
+                    },
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary", "description": "a CSV file"}},
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def train(name: Name, request: Request, response: Response, hub: Hub) -> JobAccepted:
+        """Queue a training job on JSON records (or an envelope), a CSV upload, or a dataset reference.
+
+        Answers 202 with the job id; poll ``GET /jobs/{job_id}``.
+        """
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            job_id = await _train_upload(hub, name, request)
+        else:
+            body = await run_in_threadpool(_parse_train_body, await request.body())
+            if body.dataset is not None:
+                path = hub.state_dir / DATASETS_DIR / body.dataset
+                if not path.is_file():
+                    raise ApiError(404, f"no dataset {body.dataset!r} in the hub's datasets folder", field="dataset")
+                data: Any = path
+            else:
+                data = body.records
+            job_id = await run_in_threadpool(hub.submit_training, name, data)
+        status_url = f"/jobs/{job_id}"
+        response.headers["Location"] = status_url
+        return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
+
+    @router.get("/jobs/{job_id}", tags=["training"], responses=_errors(404, 422, 503))
+    def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)], hub: Hub) -> JobOut:
+        """A training job's state (queued, running, succeeded, failed, cancelled) and its result or error."""
+        info = hub.job(job_id)
+        return JobOut(**_finite(info.to_dict()))
+
+    @router.post(
+        "/experiments/{name}/predict",
+        tags=["serving"],
+        response_model=PredictionsOut,
+        responses=_errors(404, 413, 422, 503),
+    )
+    def predict(
+        name: Name,
+        body: RecordsIn,
+        hub: Hub,
+        version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a model version")] = None,
+        alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
+    ) -> Response:
+        """Score records with the served model (the champion unless ``version`` or ``alias`` says otherwise)."""
+        hub.get_experiment(name)
+        frame = hub.predict(name, body.records, version=version, alias=alias)
+        payload = encode_records(frame, **({"input_id": body.id} if body.id else {}))
+        return Response(payload, media_type="application/json")
+
+    @router.post(
+        "/experiments/{name}/records", status_code=202, tags=["serving"], responses=_errors(404, 413, 422, 503)
+    )
+    def publish_records(name: Name, body: RecordsIn, hub: Hub) -> PublishedOut:
+        """Publish records to the stream's input queue ``<name>.input`` (503 without a datastream plugin)."""
+        hub.get_experiment(name)
+        ids = hub.publish_records(name, body.records)
+        return PublishedOut(queue=f"{name}.input", records=len(body.records), message_ids=ids)
+
+    @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
+    def versions(name: Name, hub: Hub) -> list[VersionOut]:
+        """Every model version, newest first, with its aliases (``champion`` marks the one in service)."""
+        return [_version_out(v) for v in hub.versions(name)]
+
+    @router.post("/experiments/{name}/versions/{version}/promote", tags=["models"], responses=_errors(404, 422, 503))
+    def promote(name: Name, version: Version, hub: Hub) -> VersionOut:
+        """Move ``champion`` to this version."""
+        hub.get_experiment(name)
+        return _version_out(hub.promote(name, version))
+
+    @router.get(
+        "/experiments/{name}/figures/{figure}",
+        tags=["models"],
+        responses={
+            200: {
+                "description": "the plotly figure",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/html": {"schema": {"type": "string"}},
+                },
+            },
+            **_errors(404, 422, 503),
+        },
+    )
+    def figure(
+        name: Name,
+        figure: Annotated[str, PathParam(pattern=NAME_PATTERN, description="figure name")],
+        hub: Hub,
+        format: Annotated[
+            Literal["json", "html"], Query(description="plotly JSON, or a standalone HTML page")
+        ] = "json",
+        version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+        plotlyjs: Annotated[
+            Literal["cdn", "inline"], Query(description="html: plotly.js from a CDN or inline")
+        ] = "cdn",
+    ) -> Response:
+        """A figure stored with a version's training run (the champion by default)."""
+        hub.get_experiment(name)
+        fig = hub.figure(name, figure, version=version)
+        if format == "html":
+            import plotly.io
+
+            html = plotly.io.to_html(fig, include_plotlyjs="cdn" if plotlyjs == "cdn" else True, full_html=True)
+            return HTMLResponse(html)
+        return JSONResponse(_finite(fig))
+
+    return router
+
+
+def _version_out(version: Any) -> VersionOut:
+    return VersionOut(
+        name=version.name,
+        version=version.version,
+        run_id=version.run_id,
+        aliases=list(version.aliases),
+        created=version.created,
+        tags=dict(version.tags),
+    )
+
+
+def _parse_train_body(raw: bytes) -> TrainIn:
+    """Decode and validate a JSON training body; failures become the usual 422."""
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = getattr(exc, "msg", None) or getattr(exc, "reason", "decode error")
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "ctx": {"error": reason}}]
+        ) from None
+    try:
+        return TrainIn.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False, include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
+    """Spool an uploaded file (field ``file``) to a named temporary file and queue training on it."""
+    from starlette.exceptions import HTTPException
+
+    try:
+        async with request.form(max_files=1, max_fields=4) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ApiError(422, "multipart body needs a file in the field 'file'", field="file")
+            suffix = Path(upload.filename or "upload.csv").suffix.lower() or ".csv"
+            if suffix not in FILE_READERS:
+                raise ApiError(
+                    422, f"unsupported file type {suffix!r}; use one of {', '.join(FILE_READERS)}", field="file"
+                )
+            with tempfile.TemporaryDirectory(prefix="experimenthub-upload-") as tmp:
+                path = Path(tmp) / f"upload{suffix}"
+                await run_in_threadpool(_copy_upload, upload, path)
+                return await run_in_threadpool(hub.submit_training, name, path)
+    except HTTPException as exc:
+        if exc.status_code == 400:  # Starlette's malformed-multipart answer
+            raise ApiError(422, f"malformed multipart body: {exc.detail}", field="file") from None
+        raise
+
+
+def _copy_upload(upload: UploadFile, path: Path) -> None:
+    upload.file.seek(0)
+    with path.open("wb") as out:
+        shutil.copyfileobj(upload.file, out)

@@ -1,0 +1,122 @@
+"""Pure ASGI middleware: the last-resort 500, bearer-token auth, and the request body limit.
+
+They run before any body is parsed, so an unauthenticated or oversized request never reaches FastAPI's parsing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import traceback
+from collections.abc import Collection
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from framework.api.errors import GENERIC_500, ApiError, error_response
+from framework.errors import redact
+
+__all__ = ["BearerAuthMiddleware", "BodyLimitMiddleware", "CatchAllMiddleware"]
+
+log = logging.getLogger(__name__)
+
+
+class CatchAllMiddleware:
+    """Turn any exception that escaped the handlers into a generic 500; log it server-side with secrets redacted.
+
+    It swallows the exception afterwards, so neither Starlette nor uvicorn prints an unredacted traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            trace = redact("".join(traceback.format_exception(exc)))
+            log.error("unhandled error on %s %s:\n%s", scope.get("method"), scope.get("path"), trace)
+            if not started:
+                await error_response(500, GENERIC_500)(scope, receive, send)
+
+
+class BearerAuthMiddleware:
+    """Require ``Authorization: Bearer <api_key>`` on every path except ``open_paths`` (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, api_key: str, open_paths: Collection[str] = ()) -> None:
+        self.app = app
+        self._key = api_key.encode()
+        self._open = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._open or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key):
+            await self.app(scope, receive, send)
+            return
+        message = "missing or invalid API key; send 'Authorization: Bearer <key>'"
+        response = error_response(401, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413: at once from ``Content-Length``, else while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large_error()  # FastAPI re-raises HTTPExceptions met while parsing a body
+            return message
+
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_tracking)
+        except ApiError as exc:
+            if exc.status_code != 413 or started:
+                raise
+            await self._too_large()(scope, receive, send)
+
+    def _too_large_error(self) -> ApiError:
+        return ApiError(413, f"request body is larger than the limit of {self.max_bytes} bytes", field="body")
+
+    def _too_large(self) -> JSONResponse:
+        exc = self._too_large_error()
+        return error_response(413, exc.message, field=exc.field)

@@ -1,0 +1,32 @@
+"""Run the REST API under uvicorn: what ``experimenthub serve`` calls."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    config: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info"
+) -> None:
+    """Build the hub from ``config`` (so config and plugin errors surface before the server starts as a
+    ``HubError``), serve the API on ``host:port`` until interrupted, then shut the hub down.
+
+    One process: in-process training jobs live in it, so do not run several uvicorn workers without a taskqueue.
+    """
+    import uvicorn
+
+    from framework.api.app import create_app
+    from framework.ExperimentHub import ExperimentHub
+
+    hub = ExperimentHub.from_config(config)
+    try:
+        app = create_app(hub)
+        log.info("serving ExperimentHub on http://%s:%d (docs at /docs)", host, port)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    finally:
+        hub.shutdown()
