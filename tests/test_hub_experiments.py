@@ -1,0 +1,262 @@
+"""The hub's experiment API through the real MLOps plugin, on the embedded SQLite store and the MLflow server."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framework.config import HubConfig
+from framework.errors import ConfigError, ConflictError, DataValidationError, ExperimentNotFound, JobFailed
+from framework.Experiment import Experiment, Validation
+from framework.ExperimentHub import ExperimentHub
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+SPEC = {"model": {"name": "pca"}, "timestamp": "timestamp", "label": "fault"}
+
+
+class GateExperiment(Experiment):
+    """A tiny experiment whose champion gate is set by its spec: tests the hub's promotion logic alone."""
+
+    def fit(self, df):
+        self.mean_ = float(df["x"].mean())
+        self.metrics_ = {"mean": self.mean_}
+        return self
+
+    def predict(self, df):
+        return pd.DataFrame({"score": df["x"] - self.mean_}, index=df.index)
+
+    def evaluate(self, df):
+        return {"n": float(len(df))}
+
+    def figures(self, df=None):
+        import plotly.graph_objects as go
+
+        return {"level": go.Figure(go.Scatter(y=[self.mean_]))}
+
+    def validate(self):
+        passed = bool(self.spec.threshold.get("pass", True))
+        return Validation(passed, "forced by spec", {"gate": float(passed)})
+
+
+def hub_config(mlflow_uri: str) -> HubConfig:
+    return HubConfig.model_validate(
+        {
+            "version": "1.0",
+            "plugins": {"mlops": {"type": "mlflow", "config": {"mlflow_uri": mlflow_uri}}},
+            "experiments": [
+                {"name": "fault_detection", "module": "framework.FaultDetection", "class": "FaultDetectionExperiment"},
+                {"name": "gate", "module": "tests.test_hub_experiments", "class": "GateExperiment"},
+            ],
+        }
+    )
+
+
+@pytest.fixture(params=["sqlite", "server"])
+def open_hub(request) -> Callable[[], ExperimentHub]:
+    """Opens hubs on one store (each test gets fresh experiment names); all are shut down after the test."""
+    if request.param == "server":
+        uri = request.getfixturevalue("mlflow_server").uri
+    else:
+        uri = request.getfixturevalue("mlflow_sqlite_uri")
+    hubs: list[ExperimentHub] = []
+
+    def make() -> ExperimentHub:
+        hubs.append(ExperimentHub.from_hub_config(hub_config(uri)))
+        return hubs[-1]
+
+    yield make
+    for hub in hubs:
+        hub.shutdown()
+
+
+@pytest.fixture(scope="module")
+def process():
+    from framework.datasets.process import make_process
+
+    train, test = make_process(n_normal=2000, n_test=1600, seed=3)
+    return train, test
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_train_predict_reopen_identical_and_retrain(open_hub, process):
+    train, test = process
+    hub = open_hub()
+    name = unique("pump")
+    info = hub.create_experiment(name, "fault_detection", SPEC)
+    assert info.type == "fault_detection" and info.spec["model"]["name"] == "pca"
+    result = hub.train(name, train)
+    assert result.version == 1 and result.run_id
+    assert {"threshold", "n_features"} <= set(result.metrics)
+    first = hub.predict(name, test, version=1)
+    assert len(first) == len(test)
+    assert {"score", "threshold", "is_anomaly", "top_feature"} <= set(first.columns)
+
+    other = open_hub()  # a second hub on the same store: state comes from the store, not memory
+    assert name in [e.name for e in other.experiments()]
+    pd.testing.assert_frame_equal(other.predict(name, test, version=1), first)
+
+    again = other.retrain(name)
+    assert again.version == 2
+    assert [v.version for v in hub.versions(name)] == [2, 1]
+
+
+def test_records_and_files_are_accepted(open_hub, process, tmp_path):
+    train, test = process
+    hub = open_hub()
+    name = unique("files")
+    hub.create_experiment(name, "fault_detection", SPEC)
+    csv = tmp_path / "train.csv"
+    train.to_csv(csv, index=False)
+    hub.train(name, csv)
+    records = test.head(50).assign(timestamp=test.head(50)["timestamp"].astype(str)).to_dict("records")
+    from_records = hub.predict(name, records, version=1)
+    from_frame = hub.predict(name, test.head(50), version=1)
+    np.testing.assert_allclose(from_records["score"].to_numpy(), from_frame["score"].to_numpy())
+
+
+def test_champion_moves_only_when_the_model_validates(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    data = pd.DataFrame({"x": np.arange(10.0)})
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    assert hub.train(name, data).promoted is True
+    assert hub.get_experiment(name).champion == 1
+    hub.delete_experiment(name)
+
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}, "threshold": {"pass": False}})
+    failed = hub.train(name, data)
+    assert failed.promoted is False and failed.validation.reason == "forced by spec"
+    assert hub.get_experiment(name).champion is None
+    hub.promote(name, failed.version)  # a person may still promote by hand
+    assert hub.get_experiment(name).champion == failed.version
+
+
+def test_retrain_keeps_champion_when_new_model_fails_validation(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    hub.train(name, pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+    store = hub.store
+    store.mlops.set_experiment_tags(
+        name, {"experimenthub.spec": '{"model": {"name": "mean"}, "threshold": {"pass": false}}'}
+    )
+    result = hub.retrain(name, pd.DataFrame({"x": [10.0, 20.0]}))
+    assert result.version == 2 and result.promoted is False
+    assert hub.get_experiment(name).champion == 1
+    assert hub.predict(name, pd.DataFrame({"x": [2.0]}))["score"].tolist() == [0.0]  # still served by v1
+
+
+def test_retrain_window_uses_recent_rows(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}, "retrain": {"window": 2}})
+    hub.train(name, pd.DataFrame({"x": [100.0, 100.0, 100.0]}))
+    result = hub.retrain(name, pd.DataFrame({"x": [1.0, 3.0]}))
+    assert result.metrics["mean"] == 2.0
+
+
+def test_in_process_jobs_are_idempotent(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    job_id = hub.submit_training(name, pd.DataFrame({"x": [1.0, 2.0]}))
+    result = hub.wait_job(job_id, timeout=120)
+    assert hub.job(job_id).state == "succeeded"
+    assert result["version"] == 1 and result["job_id"] == job_id
+    dataset_run = hub.store.find_job_run(name, job_id)
+    replay = hub.run_job(job_id=job_id, experiment=name, dataset_run_id=dataset_run.run_id)
+    assert replay["run_id"] == result["run_id"] and replay["version"] == 1
+    assert [v.version for v in hub.versions(name)] == [1]
+
+
+def test_failed_job_reports_error(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    job_id = hub.submit_training(name, pd.DataFrame({"y": [1.0]}))  # no column x: fit raises KeyError
+    with pytest.raises(JobFailed):
+        hub.wait_job(job_id, timeout=120)
+    info = hub.job(job_id)
+    assert info.state == "failed" and "KeyError" in info.error
+    assert hub.versions(name) == []
+
+
+def test_names_types_and_conflicts(open_hub, process):
+    hub = open_hub()
+    name = unique("pump")
+    with pytest.raises(ConfigError, match="unknown or disabled experiment type 'time_series'"):
+        hub.create_experiment(name, "time_series", {})
+    hub.create_experiment(name, "fault_detection", SPEC)
+    with pytest.raises(ConflictError, match="already exists"):
+        hub.create_experiment(name, "fault_detection", SPEC)
+    assert hub.create_experiment(name, "fault_detection", SPEC, exist_ok=True).name == name
+    with pytest.raises(ExperimentNotFound, match="has no trained model yet"):
+        hub.predict(name, process[1])
+    with pytest.raises(ExperimentNotFound, match="no experiment named 'nope-"):
+        hub.train(unique("nope"), process[0])
+    hub.delete_experiment(name)
+    assert name not in [e.name for e in hub.experiments()]
+    with pytest.raises(ExperimentNotFound):
+        hub.get_experiment(name)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"model": {"name": "pcaa"}}, "pca"),
+        ({"model": {"name": "pca", "params": {"n_compnents": 3}}}, "n_compnents"),
+        ({"model": {"name": "pca"}, "colour": "red"}, "colour"),
+    ],
+    ids=["unknown-detector", "bad-param", "unknown-spec-key"],
+)
+def test_bad_specs_are_refused_before_anything_is_stored(open_hub, process, spec, message):
+    hub = open_hub()
+    name = unique("bad")
+    try:
+        hub.create_experiment(name, "fault_detection", spec)
+        hub.train(name, process[0])  # some checks can only run at fit time
+    except ConfigError as exc:
+        assert message in str(exc)
+    else:
+        pytest.fail("a bad spec was accepted")
+
+
+def _without(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    return frame.drop(columns=[column])
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "field", "fragment"),
+    [
+        (lambda tr: _without(tr, "s05"), "s05", "missing"),
+        (lambda tr: tr.assign(s07=["x", *tr["s07"].tolist()[1:]]), "s07", "non-numeric"),
+        (lambda tr: tr.iloc[0:0], None, "no rows"),
+        (lambda tr: tr.assign(**{c: np.nan for c in tr.columns if c.startswith("s")}), None, "missing"),
+        (lambda tr: tr.head(10), None, "rows"),
+    ],
+    ids=["missing-column", "non-numeric", "empty", "all-nan", "fewer-rows-than-features"],
+)
+def test_bad_data_names_the_column(open_hub, process, make_bad, field, fragment):
+    train, _ = process
+    hub = open_hub()
+    name = unique("pump")
+    hub.create_experiment(
+        name,
+        "fault_detection",
+        {"model": {"name": "pca"}, "timestamp": "timestamp", "features": [f"s{i:02d}" for i in range(1, 25)]},
+    )
+    with pytest.raises(DataValidationError) as info:
+        hub.train(name, make_bad(train))
+    if field:
+        assert info.value.field == field
+    assert fragment in str(info.value)
+    assert hub.versions(name) == []
