@@ -306,6 +306,25 @@ def worker_command(
         raise fail(str(exc), code=2) from None
 
 
+@app.command("serve")
+def serve_command(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option("--host", help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port")] = 8000,
+) -> None:
+    """Serve the REST API (docs at /docs); set global.api_key or EXPERIMENTHUB_API_KEY to require a bearer token."""
+    from framework.errors import HubError
+
+    try:
+        from framework.api.server import serve
+    except ImportError as exc:
+        raise fail(f"the REST API needs {exc.name!r}: pip install 'experimenthub[api]'") from None
+    try:
+        serve(config, host=host, port=port)
+    except HubError as exc:
+        raise fail(str(exc), code=2) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
