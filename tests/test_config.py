@@ -42,8 +42,11 @@ def test_env_interpolation(tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_MLFLOW", "http://tracking:5000")
     monkeypatch.delenv("HUB_UNSET", raising=False)
     path = tmp_path / "hub.yaml"
-    path.write_text(GOOD.replace('"http://localhost:5000"', '"${HUB_MLFLOW}"').replace(
-        "port: 5672", 'port: "${HUB_UNSET:-5673}", username: "${HUB_UNSET:-}"'))
+    path.write_text(
+        GOOD.replace('"http://localhost:5000"', '"${HUB_MLFLOW}"').replace(
+            "port: 5672", 'port: "${HUB_UNSET:-5673}", username: "${HUB_UNSET:-}"'
+        )
+    )
     config = load_config(path)
     assert config.plugins.mlops.config["mlflow_uri"] == "http://tracking:5000"
     assert config.plugins.datastream.config["port"] == "5673"
@@ -72,8 +75,12 @@ BAD_CONFIGS = [
     # (id, edit: (old, new) applied to GOOD, expected line, expected fragments)
     ("bad-bool", ("enabled: false", "enabled: maybe"), 6, ["plugins.taskqueue.enabled", "valid boolean"]),
     ("unknown-top-key", ('version: "1.0"', 'version: "1.0"\nplugin: {}'), 2, ["plugin", "unknown key"]),
-    ("unknown-plugin-type", ("  taskqueue:", "  cache: {type: redis}\n  taskqueue:"), 6,
-     ["plugins.cache", "unknown key"]),
+    (
+        "unknown-plugin-type",
+        ("  taskqueue:", "  cache: {type: redis}\n  taskqueue:"),
+        6,
+        ["plugins.cache", "unknown key"],
+    ),
     ("unknown-entry-key", ("enabled: false,", "enabld: false,"), 6, ["plugins.taskqueue.enabld", "unknown key"]),
     ("missing-type", ('type: "celery", ', ""), 6, ["plugins.taskqueue.type", "required key is missing"]),
     ("empty-type", ('type: "celery"', 'type: ""'), 6, ["plugins.taskqueue.type", "at least 1 character"]),
@@ -84,22 +91,39 @@ BAD_CONFIGS = [
     ("unknown-global-key", ('environment: "development"', 'envirnment: "x"'), 2, ["global.envirnment", "unknown key"]),
     ("experiments-not-list", ("experiments:\n", "experiments: 3\n#"), 7, ["experiments", "valid list"]),
     ("experiment-missing-class", ('class: "TimeSeriesExperiment", ', ""), 8, ["experiments.0.class", "required"]),
-    ("experiment-bad-module", ('module: "framework.TimeSeriesAnalysis"', 'module: "os; rm -rf"'), 8,
-     ["experiments.0.module", "should match pattern"]),
+    (
+        "experiment-bad-module",
+        ('module: "framework.TimeSeriesAnalysis"', 'module: "os; rm -rf"'),
+        8,
+        ["experiments.0.module", "should match pattern"],
+    ),
     ("experiment-bad-name", ('name: "time_series"', 'name: "time series!"'), 8, ["experiments.0.name", "pattern"]),
-    ("duplicate-experiment", ("enabled: true}\n", "enabled: true}\n  - {name: time_series, module: m, class: C}\n"),
-     8, ["experiments", "unique", "time_series"]),
-    ("plugin-not-mapping", ('mlops: {enabled: true, type: "mlflow", config: {mlflow_uri: "http://localhost:5000"}}',
-                            'mlops: "mlflow"'), 4, ["plugins.mlops", "valid dictionary"]),
-    ("yaml-syntax", ('type: "celery"', 'type: [celery'), 6, ["invalid YAML"]),
+    (
+        "duplicate-experiment",
+        ("enabled: true}\n", "enabled: true}\n  - {name: time_series, module: m, class: C}\n"),
+        8,
+        ["experiments", "unique", "time_series"],
+    ),
+    (
+        "plugin-not-mapping",
+        ('mlops: {enabled: true, type: "mlflow", config: {mlflow_uri: "http://localhost:5000"}}', 'mlops: "mlflow"'),
+        4,
+        ["plugins.mlops", "valid dictionary"],
+    ),
+    ("yaml-syntax", ('type: "celery"', "type: [celery"), 6, ["invalid YAML"]),
     ("top-level-list", (GOOD, "- a\n- b\n"), 1, ["expected a mapping at the top level"]),
-    ("unset-env", ('"http://localhost:5000"', '"${HUB_SURELY_UNSET_VAR}"'), 4,
-     ["plugins.mlops.config.mlflow_uri", "HUB_SURELY_UNSET_VAR is not set"]),
+    (
+        "unset-env",
+        ('"http://localhost:5000"', '"${HUB_SURELY_UNSET_VAR}"'),
+        4,
+        ["plugins.mlops.config.mlflow_uri", "HUB_SURELY_UNSET_VAR is not set"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("edit", "line", "fragments"), [case[1:] for case in BAD_CONFIGS],
-                         ids=[case[0] for case in BAD_CONFIGS])
+@pytest.mark.parametrize(
+    ("edit", "line", "fragments"), [case[1:] for case in BAD_CONFIGS], ids=[case[0] for case in BAD_CONFIGS]
+)
 def test_bad_config_names_file_line_field_and_reason(tmp_path, edit, line, fragments):
     old, new = edit
     assert old in GOOD

@@ -22,10 +22,14 @@ from framework.plugins.testing import PluginContractError, check_plugin
 # The specification's example, verbatim.
 class CustomMLOpsPlugin(MLOpsPlugin):
     plugin_type = "mlops"
-    def __init__(self, custom_param: str, **kwargs): self.custom_param = custom_param
+
+    def __init__(self, custom_param: str, **kwargs):
+        self.custom_param = custom_param
+
     def initialize(self): ...
     def shutdown(self): ...
-    def health_check(self): return True, {"status": "connected", "custom_param": self.custom_param}
+    def health_check(self):
+        return True, {"status": "connected", "custom_param": self.custom_param}
 
 
 class Recorder:
@@ -107,8 +111,10 @@ def test_failed_initialize_leaves_state_unchanged_and_masks_secret():
     ("plugin", "message"),
     [
         (object(), "plugin_type must be a non-empty string"),
-        (type("NoHealth", (), {"plugin_type": "mlops", "initialize": lambda s: None, "shutdown": lambda s: None})(),
-         "missing health_check()"),
+        (
+            type("NoHealth", (), {"plugin_type": "mlops", "initialize": lambda s: None, "shutdown": lambda s: None})(),
+            "missing health_check()",
+        ),
     ],
 )
 def test_register_refuses_malformed_plugins(plugin, message):
@@ -120,8 +126,9 @@ def test_health_never_raises_times_out_and_masks_secrets():
     events: list[str] = []
     hub = ExperimentHub()
     hub.register_plugin(Recorder("mlops", events, health=RuntimeError("lost http://u:topsecret@h:5000")))
-    hub.register_plugin(Recorder("datastream", events,
-                                 health=(True, {"uri": "amqp://guest:topsecret@h//", "password": "topsecret"})))
+    hub.register_plugin(
+        Recorder("datastream", events, health=(True, {"uri": "amqp://guest:topsecret@h//", "password": "topsecret"}))
+    )
 
     class Slow(Recorder):
         def health_check(self):
@@ -139,7 +146,8 @@ def test_health_never_raises_times_out_and_masks_secrets():
 def test_from_config_cleans_up_when_a_later_plugin_fails(tmp_path, monkeypatch):
     events: list[str] = []
     module = tmp_path / "fake_plugins.py"
-    module.write_text(textwrap.dedent("""
+    module.write_text(
+        textwrap.dedent("""
         EVENTS = []
         class Good:
             plugin_type = "mlops"
@@ -150,15 +158,18 @@ def test_from_config_cleans_up_when_a_later_plugin_fails(tmp_path, monkeypatch):
         class Bad(Good):
             plugin_type = "datastream"
             def initialize(self): raise OSError("port closed")
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     config = tmp_path / "hub.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         version: "1.0"
         plugins:
           mlops: {type: "fake_plugins:Good"}
           datastream: {type: "fake_plugins:Bad"}
-    """))
+    """)
+    )
     with pytest.raises(PluginError, match=r"Bad \(datastream\): initialize\(\) failed: OSError: port closed"):
         ExperimentHub.from_config(config)
     import fake_plugins
@@ -202,7 +213,8 @@ class StrictPlugin(CustomMLOpsPlugin):
 @pytest.fixture
 def entry_point_dist(tmp_path, monkeypatch):
     """A tiny installed distribution (dist-info on sys.path) with one good and one broken entry point."""
-    (tmp_path / "acme_hub_plugins.py").write_text(textwrap.dedent("""
+    (tmp_path / "acme_hub_plugins.py").write_text(
+        textwrap.dedent("""
         from framework.plugins.taskqueue import TaskQueuePlugin
         class AcmeQueue(TaskQueuePlugin):
             plugin_type = "taskqueue"
@@ -210,7 +222,8 @@ def entry_point_dist(tmp_path, monkeypatch):
             def initialize(self): pass
             def shutdown(self): pass
             def health_check(self): return True, {"lanes": self.lanes}
-    """))
+    """)
+    )
     info = tmp_path / "acme_hub_plugins-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-hub-plugins\nVersion: 1.0\n")
@@ -243,8 +256,12 @@ def test_conformance_kit_reports_broken_plugins():
 
         def __init__(self): ...
         def initialize(self): ...
-        def shutdown(self): raise RuntimeError("twice")
-        def health_check(self): return "fine"
+        def shutdown(self):
+            raise RuntimeError("twice")
+
+        def health_check(self):
+            return "fine"
+
         def publish(self, queue): ...  # drops the messages parameter
 
     with pytest.raises(PluginContractError) as info:
@@ -259,13 +276,15 @@ def test_available_experiments_come_from_config_only(tmp_path):
     hub = ExperimentHub(default_config())
     assert set(hub.available_experiments) == {"time_series", "fault_detection"}
     config = tmp_path / "hub.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         version: "1.0"
         experiments:
           - {name: fd, module: framework.FaultDetection, class: FaultDetectionExperiment}
           - {name: ts, module: framework.TimeSeriesAnalysis, class: TimeSeriesExperiment, enabled: false}
           - {name: evil, module: os, class: system}
-    """))
+    """)
+    )
     hub = ExperimentHub(load_config(config))
     with pytest.raises(ConfigError, match="unknown or disabled experiment type 'ts'; available: fd, evil"):
         hub.experiment_class("ts")
