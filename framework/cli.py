@@ -325,6 +325,45 @@ def serve_command(
         raise fail(str(exc), code=2) from None
 
 
+@app.command("stream")
+def stream_command(
+    name: Annotated[str, typer.Argument(help="experiment name: reads NAME.input, writes NAME.predictions")],
+    config: ConfigOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="messages per micro-batch")] = 50,
+    batch_timeout_ms: Annotated[int, typer.Option(min=1, help="longest wait to fill a micro-batch")] = 200,
+) -> None:
+    """Score NAME.input continuously until SIGINT/SIGTERM (the batch in hand finishes and is acked)."""
+    logging.getLogger("framework").setLevel(logging.INFO)
+    with open_hub(config) as hub:
+        stats = hub_call(hub.stream, name, batch_size=batch_size, batch_timeout_ms=batch_timeout_ms)
+    print_json(stats.to_dict())
+
+
+@app.command("publish")
+def publish_command(
+    name: Annotated[str, typer.Argument(help="experiment name: publishes to NAME.input")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="records to publish (CSV/Parquet/Excel)")],
+    batch_size: Annotated[int, typer.Option(min=1, help="records per message")] = 100,
+    config: ConfigOption = None,
+) -> None:
+    """Feed NAME.input from a file, in messages of --batch-size records, with a progress bar."""
+    from rich.progress import Progress
+
+    from framework.records import load_frame
+
+    frame = hub_call(load_frame, data)
+    with open_hub(config) as hub, Progress(console=errors) as progress:
+        task = progress.add_task(f"publishing to {name}.input", total=len(frame))
+        ids = hub_call(
+            hub.publish_records,
+            name,
+            frame,
+            batch_size=batch_size,
+            on_progress=lambda done: progress.update(task, completed=done),
+        )
+    console.print(f"[green]✓[/] published {len(frame)} records in {len(ids)} messages to {name}.input")
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
