@@ -1,0 +1,504 @@
+"""Time-series forecasting with anomaly detection: ``TimeSeriesExperiment``.
+
+Data policy (on top of the shared one in ``framework.Experiment``):
+
+- **Order**: duplicate timestamps are an error naming the column and the first duplicate; rows out of order are
+  sorted, with a ``DataQualityWarning``.
+- **Calendar**: the series is put on a regular grid of ``frequency`` (inferred when missing: pandas'
+  ``infer_freq``, else the median step rounded to a whole number of days, hours, minutes or seconds, or month /
+  quarter / year starts). The grid starts at the first timestamp (rounded to the step when the step divides a day);
+  each row goes to the nearest grid point (the period that contains it, for calendar frequencies); rows sharing
+  a point are averaged (with a warning).
+- **Gaps and missing values**: runs of up to ``max_gap`` missing steps are interpolated linearly; longer runs are
+  filled from one seasonal period earlier (linearly without seasonality), with a warning.
+- **Seasonal period**: ``seasonal_period``, else the strongest autocorrelation peak of the linearly detrended
+  series seen at least three times (its shortest strong divisor when there are several, so hourly data with
+  daily and weekly cycles gets 24), else 1.
+
+Predict modes (no side effects on the fitted state):
+
+- ``predict()``: the next ``horizon`` steps: ``timestamp, forecast, lower, upper``.
+- ``predict(df)`` with timestamps only: forecasts for those future timestamps (same columns).
+- ``predict(df)`` with the target column: one row per input row, scored against the one-step-ahead forecast made
+  from everything before it: ``timestamp, forecast, lower, upper, actual, residual, score, threshold,
+  is_anomaly``. ``score`` is the residual over the robust (MAD) scale of the in-sample one-step residuals; a row is
+  an anomaly when ``|score| > threshold``. A row without a target value gets a forecast and no score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework.config import ExperimentSpec, ModelSpec
+from framework.errors import DataValidationError
+from framework.Experiment import DataQualityWarning, Experiment, Validation, coerce_timestamps
+from framework.models.forecasters import Forecaster, forecast_metrics, make_forecaster, mase_scale
+
+__all__ = ["AnomalySettings", "TimeSeriesExperiment", "TimeSeriesSpec", "detect_seasonal_period", "infer_frequency"]
+
+log = logging.getLogger(__name__)
+
+MAX_RELATIVE_MASE = 1.0  # the gate: holdout MASE no worse than seasonal naive on the same holdout
+MIN_COVERAGE_TOLERANCE = 0.10
+MAX_DETECTED_PERIOD = 400
+_NICE_UNITS = (("D", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)), ("min", pd.Timedelta(minutes=1)))
+
+
+class AnomalySettings(BaseModel):
+    """How a scored observation becomes an anomaly.
+
+    ``method="sigma"``: ``|score| > threshold`` (in robust sigmas). ``method="interval"``: the observation leaves
+    the one-step ``interval`` (the threshold is then the normal quantile of the interval level).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["sigma", "interval"] = "sigma"
+    threshold: float = Field(default=3.5, gt=0, description="robust sigmas, for method sigma")
+
+
+class TimeSeriesSpec(ExperimentSpec):
+    """Spec of a ``TimeSeriesExperiment``; unknown keys are refused."""
+
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="auto"))
+    timestamp: str = "timestamp"
+    target: str = "value"
+    frequency: str | None = Field(default=None, description="pandas alias such as 'h', '15min', 'MS'; inferred")
+    seasonal_period: int | None = Field(default=None, ge=1, description="detected when missing")
+    horizon: int | None = Field(default=None, ge=1, description="default: one seasonal period, or 10")
+    interval: float = Field(default=0.95, gt=0, lt=1)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
+    max_gap: int = Field(default=3, ge=0, description="longest run of missing steps interpolated linearly")
+
+    @pydantic.field_validator("frequency")
+    @classmethod
+    def _known_frequency(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                pd.tseries.frequencies.to_offset(value)
+            except ValueError:
+                raise ValueError("not a pandas frequency alias (e.g. 'h', '15min', 'D', 'MS')") from None
+        return value
+
+
+def infer_frequency(timestamps: pd.DatetimeIndex) -> pd.DateOffset:
+    """The series' step: pandas' ``infer_freq``, else the median step rounded to a whole unit."""
+    if len(timestamps) >= 3 and (alias := pd.infer_freq(timestamps)) is not None:
+        return pd.tseries.frequencies.to_offset(alias)
+    step = pd.Series(timestamps).diff().median()
+    days = step / pd.Timedelta(days=1)
+    for low, high, alias in ((27, 32, "MS"), (88, 93, "QS"), (364, 367, "YS")):
+        if low <= days <= high:
+            return pd.tseries.frequencies.to_offset(alias)
+    for unit, size in _NICE_UNITS:
+        count = round(step / size)
+        if count >= 1 and abs(step - count * size) <= 0.05 * step:
+            return pd.tseries.frequencies.to_offset(f"{count}{unit}")
+    return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=max(1, round(step.total_seconds()))))
+
+
+def detect_seasonal_period(y: np.ndarray, max_period: int = MAX_DETECTED_PERIOD) -> int:
+    """The dominant seasonal period from the ACF of the detrended series (1 when there is none)."""
+    n = len(y)
+    max_lag = min(n // 3, max_period)
+    if max_lag < 4:
+        return 1
+    t = np.arange(n)
+    x = y - np.polyval(np.polyfit(t, y, 1), t)
+    spectrum = np.fft.rfft(x - x.mean(), n=2 * n)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2)[: max_lag + 2]
+    if acf[0] <= 0:
+        return 1
+    acf = acf / acf[0]
+    lags = np.arange(2, max_lag + 1)
+    is_peak = (acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])
+    trough = np.minimum.accumulate(acf[1 : max_lag + 1])[lags - 2]  # lowest ACF before the lag
+    strong = is_peak & (acf[lags] > max(0.1, 2 / math.sqrt(n))) & (acf[lags] - trough > 0.15)
+    peaks = lags[strong]
+    if peaks.size == 0:
+        return 1
+    best = int(peaks[np.argmax(acf[peaks])])
+    for p in peaks:  # prefer the fundamental: a strong peak that divides the best one
+        multiple = round(best / p)
+        if abs(best - multiple * p) <= 1 and acf[p] >= 0.5 * acf[best]:
+            return int(p)
+    return best
+
+
+class TimeSeriesExperiment(Experiment):
+    """Forecast one series with an interval, and score new observations as anomalies.
+
+    >>> exp = TimeSeriesExperiment({"target": "load", "timestamp": "ts", "horizon": 24}).fit(history)
+    >>> exp.predict()                       # next 24 steps: timestamp, forecast, lower, upper
+    >>> exp.predict(live)[["score", "is_anomaly"]]
+    >>> exp.update(live)                    # absorb new observations without refitting
+    >>> exp.metrics_["mase"], exp.validate().passed
+    """
+
+    spec_model = TimeSeriesSpec
+    spec: TimeSeriesSpec
+
+    # ----------------------------------------------------------------------------------------- fit
+    def fit(self, df: pd.DataFrame) -> TimeSeriesExperiment:
+        """Regularise ``df``, score a holdout of the last ``horizon`` points, then extend the model over it."""
+        start = time.perf_counter()
+        ts, values = self._read(df, require_target=True)
+        offset = pd.tseries.frequencies.to_offset(self.spec.frequency) if self.spec.frequency else None
+        offset = offset or infer_frequency(pd.DatetimeIndex(ts.unique()))
+        anchor = self._anchor(ts.iloc[0], offset)
+        grid, y = self._to_grid(ts, values, offset, anchor)
+        m = self.spec.seasonal_period or detect_seasonal_period(_fill_gaps(y, 1, self.spec.max_gap, warn=False))
+        y = _fill_gaps(y, m, self.spec.max_gap, warn=True)
+        horizon = self.spec.horizon or (m if m > 1 else 10)
+        holdout = horizon
+        needed = max(2 * m, 10) + holdout
+        if min(len(y), int(np.isfinite(values).sum())) < needed:
+            raise DataValidationError(
+                f"series too short: {len(y)} regular steps, need at least {needed} "
+                f"(two seasonal periods of {m} plus a holdout of {holdout})",
+                field=self.spec.target,
+            )
+        model = make_forecaster(self.spec.model.name, self.spec.model.params, season_length=m, horizon=horizon)
+        train, test = y[:-holdout], y[-holdout:]
+        model.fit(train)
+        mean, lower, upper = model.forecast(holdout, self.spec.interval)
+        scale = mase_scale(train, m)
+        metrics = forecast_metrics(test, mean, lower, upper, scale)
+        naive = make_forecaster("seasonal_naive", season_length=m).fit(train)
+        naive_mean = naive.forecast(holdout, self.spec.interval)[0]
+        metrics["baseline_mase"] = forecast_metrics(test, naive_mean, naive_mean, naive_mean, scale)["mase"]
+        metrics["relative_mase"] = metrics["mase"] / metrics["baseline_mase"]
+        for name, score in getattr(model, "cv_mase_", {}).items():
+            metrics[f"cv_mase.{name}"] = score
+        model.extend(test)
+
+        self.offset_, self.anchor_, self.seasonal_period_, self.horizon_ = offset, anchor, m, horizon
+        self.index_ = grid
+        self.model_: Forecaster = model
+        self.model_description_ = model.describe()
+        self.cv_scores_ = getattr(model, "cv_scores_", None)
+        self.holdout_ = pd.DataFrame(
+            {"timestamp": grid[-holdout:], "actual": test, "forecast": mean, "lower": lower, "upper": upper}
+        )
+        fitted = model.one_step(y)
+        resid = (y - fitted)[np.isfinite(fitted)]
+        self.scale_ = scale
+        self.sigma_ = _robust_sigma(resid)
+        metrics.update(
+            {
+                "n_obs": float(len(y)),
+                "seasonal_period": float(m),
+                "horizon": float(horizon),
+                "sigma": self.sigma_,
+                "fit_seconds": time.perf_counter() - start,
+            }
+        )
+        self.metrics_ = metrics
+        log.info("fitted %s on %d points (m=%d): MASE %.3f", self.model_description_, len(y), m, metrics["mase"])
+        return self
+
+    def update(self, df: pd.DataFrame) -> TimeSeriesExperiment:
+        """Append observations after the last fitted timestamp; the model's parameters stay as fitted."""
+        self.check_is_fitted()
+        ts, values = self._read(df, require_target=True)
+        if (ts <= self.index_[-1]).any():
+            self.warn(f"ignored {int((ts <= self.index_[-1]).sum())} row(s) at or before {self.index_[-1]}")
+            keep = (ts > self.index_[-1]).to_numpy()
+            ts, values = ts[keep], values[keep]
+        if ts.empty:
+            return self
+        grid, y = self._to_grid(ts, values, self.offset_, self.anchor_)
+        new = grid > self.index_[-1]
+        joined = _fill_gaps(np.concatenate([self.model_.y_[-1:], y[new]]), self.seasonal_period_, self.spec.max_gap)
+        self.model_.extend(joined[1:])
+        self.index_ = self.index_.append(grid[new])
+        return self
+
+    # ------------------------------------------------------------------------------------- predict
+    def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast the next horizon, forecast given timestamps, or score observations (see the module doc)."""
+        self.check_is_fitted()
+        if df is None:
+            mean, lower, upper = self.model_.forecast(self.horizon_, self.spec.interval)
+            steps = self._future_index(self.horizon_)
+            return pd.DataFrame({"timestamp": steps, "forecast": mean, "lower": lower, "upper": upper})
+        if self.spec.target in df.columns:
+            return self._score(df)
+        ts, _ = self._read(df, require_target=False)
+        positions = self._positions(ts)
+        last = len(self.index_) - 1
+        if (positions <= last).any():
+            raise DataValidationError(
+                f"forecast timestamps must be after the last observation {self.index_[-1]}; "
+                f"include the {self.spec.target!r} column to score past observations",
+                field=self.spec.timestamp,
+            )
+        mean, lower, upper = self.model_.forecast(int(positions.max() - last), self.spec.interval)
+        steps = positions - last - 1
+        return pd.DataFrame(
+            {"timestamp": ts.to_numpy(), "forecast": mean[steps], "lower": lower[steps], "upper": upper[steps]},
+            index=ts.index,
+        )
+
+    def _score(self, df: pd.DataFrame) -> pd.DataFrame:
+        ts, values = self._read(df, require_target=False)
+        positions = self._positions(ts)
+        if positions.min() < 0:
+            raise DataValidationError(
+                f"timestamps before the training data start {self.index_[0]}", field=self.spec.timestamp
+            )
+        first = int(positions.min())
+        prefix = self.model_.y_[:first]
+        span = int(positions.max()) - first + 1
+        sums = np.bincount(positions - first, weights=np.nan_to_num(values), minlength=span)
+        counts = np.bincount(positions - first, weights=np.isfinite(values).astype(float), minlength=span)
+        new = np.divide(sums, counts, out=np.full(span, np.nan), where=counts > 0)
+        if first >= len(self.model_.y_) and first > 0:  # the steps between the history and the new data
+            gap = np.full(first - len(self.model_.y_), np.nan)
+            prefix = np.concatenate([self.model_.y_, gap])
+        series = _fill_gaps(np.concatenate([prefix, new]), self.seasonal_period_, self.spec.max_gap, warn=False)
+        forecast = self._robust_one_step(series)[positions]
+        threshold = self._threshold()
+        width = _z(self.spec.interval) * self.sigma_
+        residual = values - forecast
+        score = residual / self.sigma_
+        out = pd.DataFrame(
+            {
+                "timestamp": ts.to_numpy(),
+                "forecast": forecast,
+                "lower": forecast - width,
+                "upper": forecast + width,
+                "actual": values,
+                "residual": residual,
+                "score": score,
+                "threshold": threshold,
+                "is_anomaly": np.abs(np.nan_to_num(score)) > threshold,
+            },
+            index=ts.index,
+        )
+        return out
+
+    def _robust_one_step(self, y: np.ndarray) -> np.ndarray:
+        """One-step forecasts in two passes: values flagged in the first are replaced by their forecast.
+
+        Without the second pass a spike would drag the next forecasts with it and raise a string of false alarms.
+        """
+        first = self.model_.one_step(y)
+        flagged = np.abs(np.nan_to_num(y - first)) > self._threshold() * self.sigma_
+        if not flagged.any():
+            return first
+        return self.model_.one_step(np.where(flagged, first, y))
+
+    def _threshold(self) -> float:
+        return _z(self.spec.interval) if self.spec.anomaly.method == "interval" else self.spec.anomaly.threshold
+
+    # ------------------------------------------------------------------------------------ evaluate
+    def evaluate(self, df: pd.DataFrame) -> dict[str, float]:
+        """One-step forecast metrics on ``df`` and, with labels, anomaly precision/recall/F1 and detection delay.
+
+        The label column is the spec's ``label``, else ``is_anomaly`` when ``df`` has it. The mean detection delay
+        is in steps from the start of each labelled episode (a run of labelled rows) to its first flagged row,
+        over the episodes that were detected.
+        """
+        self.check_is_fitted()
+        if self.spec.target not in df.columns:
+            raise DataValidationError(
+                f"evaluate() needs the target column; got {list(df.columns)[:20]}", field=self.spec.target
+            )
+        scored = self._score(df)
+        known = scored["actual"].notna().to_numpy()
+        rows = scored[known]
+        metrics = forecast_metrics(
+            rows["actual"].to_numpy(),
+            rows["forecast"].to_numpy(),
+            rows["lower"].to_numpy(),
+            rows["upper"].to_numpy(),
+            self.scale_,
+        )
+        label = self.spec.label or ("is_anomaly" if "is_anomaly" in df.columns else None)
+        if label is None:
+            return metrics
+        if label not in df.columns:
+            raise DataValidationError(f"label column missing; got {list(df.columns)[:20]}", field=label)
+        truth = self.numeric_frame(df, [label])[label].fillna(0).loc[scored.index].to_numpy() > 0
+        flagged = scored["is_anomaly"].to_numpy()
+        metrics.update(_detection_metrics(truth, flagged))
+        return metrics
+
+    # ------------------------------------------------------------------------------------- figures
+    def figures(self, df: pd.DataFrame | None = None) -> dict[str, Any]:
+        """``forecast``, ``decomposition``, ``residuals`` and (for ``auto``) ``cv_errors`` plotly figures."""
+        from framework.models.forecast_figures import build_figures
+
+        self.check_is_fitted()
+        return build_figures(self, df)
+
+    # ------------------------------------------------------------------------------------ validate
+    def validate(self) -> Validation:
+        """The champion gate on the holdout.
+
+        Passes when MASE is finite and no worse than seasonal naive on the same holdout (``relative_mase <= 1``),
+        and the interval coverage is within ``max(0.10, 3 binomial standard errors)`` of the nominal level.
+        """
+        self.check_is_fitted()
+        m = self.metrics_
+        level, n = self.spec.interval, len(self.holdout_)
+        tolerance = max(MIN_COVERAGE_TOLERANCE, 3 * math.sqrt(level * (1 - level) / n))
+        keys = ("mase", "relative_mase", "coverage")
+        metrics = {k: m[k] for k in keys} | {"coverage_tolerance": tolerance}
+        if not all(math.isfinite(m[k]) for k in keys):
+            return Validation(False, "holdout metrics are not finite", metrics)
+        if m["relative_mase"] > MAX_RELATIVE_MASE:
+            reason = f"holdout MASE {m['mase']:.3f} is worse than seasonal naive ({m['baseline_mase']:.3f})"
+            return Validation(False, reason, metrics)
+        if abs(m["coverage"] - level) > tolerance:
+            reason = f"interval coverage {m['coverage']:.2f} is more than {tolerance:.2f} from the nominal {level:.2f}"
+            return Validation(False, reason, metrics)
+        reason = (
+            f"holdout MASE {m['mase']:.3f} vs seasonal naive {m['baseline_mase']:.3f}, coverage {m['coverage']:.2f}"
+        )
+        return Validation(True, reason, metrics)
+
+    # -------------------------------------------------------------------------------------- helpers
+    def _read(self, df: pd.DataFrame, *, require_target: bool) -> tuple[pd.Series, np.ndarray]:
+        """Sorted timestamps and float target values (NaN without a target column); checks names and order."""
+        self._check_frame(df)
+        spec = self.spec
+        for column, needed in ((spec.timestamp, True), (spec.target, require_target)):
+            if needed and column not in df.columns:
+                raise DataValidationError(f"column missing; got {list(df.columns)[:20]}", field=column)
+        ts = coerce_timestamps(df[spec.timestamp], spec.timestamp)
+        if spec.target in df.columns:
+            values = self.numeric_frame(df, [spec.target])[spec.target].to_numpy()
+        else:
+            values = np.full(len(df), np.nan)
+        duplicated = ts.duplicated()
+        if duplicated.any():
+            row = duplicated.idxmax()
+            raise DataValidationError(f"duplicate timestamp {ts[row]} (row {row!r})", field=spec.timestamp)
+        if not ts.is_monotonic_increasing:
+            self.warn(f"{spec.timestamp}: rows were not in time order; sorted them")
+            order = np.argsort(ts.to_numpy(), kind="stable")
+            ts, values = ts.iloc[order], values[order]
+        return ts, values
+
+    @staticmethod
+    def _anchor(first: pd.Timestamp, offset: pd.DateOffset) -> pd.Timestamp:
+        """The grid's first point: the step's period start, or the first timestamp rounded to a sub-day step."""
+        try:
+            delta = pd.Timedelta(offset)
+        except (TypeError, ValueError):  # a calendar offset (month start, week day...)
+            return offset.rollback(first.normalize()) if not offset.is_on_offset(first) else first
+        if delta <= pd.Timedelta(days=1) and pd.Timedelta(days=1) % delta == pd.Timedelta(0):
+            return first.round(delta)
+        return first
+
+    def _grid_positions(self, ts: pd.Series, offset: pd.DateOffset, anchor: pd.Timestamp) -> np.ndarray:
+        try:
+            delta = pd.Timedelta(offset)
+        except (TypeError, ValueError):
+            grid = pd.date_range(anchor, ts.iloc[-1], freq=offset)
+            return grid.searchsorted(ts.to_numpy(), side="right") - 1
+        return np.rint((ts - anchor).to_numpy() / delta.to_timedelta64()).astype("int64")
+
+    def _positions(self, ts: pd.Series) -> np.ndarray:
+        return self._grid_positions(ts, self.offset_, self.anchor_)
+
+    def _to_grid(
+        self, ts: pd.Series, values: np.ndarray, offset: pd.DateOffset, anchor: pd.Timestamp
+    ) -> tuple[pd.DatetimeIndex, np.ndarray]:
+        """Average rows onto the regular grid; steps without a value are NaN."""
+        positions = self._grid_positions(ts, offset, anchor)
+        start, stop = int(positions.min()), int(positions.max())
+        span = stop - start + 1
+        sums = np.bincount(positions - start, weights=np.nan_to_num(values), minlength=span)
+        counts = np.bincount(positions - start, weights=np.isfinite(values).astype(float), minlength=span)
+        rows_per_step = np.bincount(positions - start, minlength=span)
+        if (shared := int((rows_per_step > 1).sum())) > 0:
+            self.warn(
+                f"{self.spec.timestamp}: {shared} grid step(s) of {offset.freqstr} had several rows; averaged them"
+            )
+        y = np.divide(sums, counts, out=np.full(span, np.nan), where=counts > 0)
+        grid = pd.date_range(anchor, periods=stop + 1, freq=offset)[start:]
+        return grid, y
+
+    def _future_index(self, h: int) -> pd.DatetimeIndex:
+        return pd.date_range(self.index_[-1], periods=h + 1, freq=self.offset_)[1:]
+
+
+def _fill_gaps(y: np.ndarray, m: int, max_gap: int, *, warn: bool = True) -> np.ndarray:
+    """Interpolate runs of at most ``max_gap`` NaNs linearly; fill longer runs from one season ``m`` earlier."""
+    missing = np.isnan(y)
+    if not missing.any():
+        return y
+    y = y.copy()
+    run_id = np.cumsum(~missing)
+    run_length = np.bincount(run_id[missing])[run_id]
+    short = missing & (run_length <= max_gap)
+    long = missing & ~short
+    if m > 1 and long.any():
+        for _ in range(int(run_length[long].max() // m) + 1):
+            source = np.roll(y, m)
+            source[:m] = np.nan
+            fill = long & np.isnan(y) & np.isfinite(source)
+            y[fill] = source[fill]
+    rest = np.isnan(y)
+    if rest.any():
+        positions = np.arange(len(y))
+        y[rest] = np.interp(positions[rest], positions[~rest], y[~rest])
+    if warn:
+        warnings.warn(
+            f"filled {int(missing.sum())} missing step(s): {int(short.sum())} by linear interpolation "
+            f"(gaps <= {max_gap}), {int(long.sum())} from the previous season",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    return y
+
+
+def _robust_sigma(residuals: np.ndarray) -> float:
+    """1.4826 x MAD, falling back to the standard deviation, and never zero."""
+    if residuals.size == 0:
+        return 1.0
+    mad = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
+    sigma = mad if mad > 0 else float(np.std(residuals))
+    return sigma if sigma > 0 else 1e-9
+
+
+def _z(level: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2))
+
+
+def _detection_metrics(truth: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
+    """Point-wise precision/recall/F1, and per-episode recall and mean detection delay (steps)."""
+    tp = int((truth & flagged).sum())
+    precision = tp / int(flagged.sum()) if flagged.any() else 0.0
+    recall = tp / int(truth.sum()) if truth.any() else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    edges = np.diff(np.concatenate([[0], truth.astype(int), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    delays = []
+    for start, end in zip(starts, ends, strict=True):
+        hits = np.flatnonzero(flagged[start:end])
+        if hits.size:
+            delays.append(int(hits[0]))
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "n_episodes": float(len(starts)),
+        "episode_recall": len(delays) / len(starts) if len(starts) else float("nan"),
+        "mean_detection_delay": float(np.mean(delays)) if delays else float("nan"),
+        "false_alarms": float((flagged & ~truth).sum()),
+    }
