@@ -121,6 +121,11 @@ def test_publish_pull_ack_round_trip(stream, queue_name):
     assert stream.queue_depth(queue_name) == 0
 
 
+def test_settling_nothing_is_a_no_op(stream):
+    stream.ack([])
+    stream.reject([], requeue=False)
+
+
 def test_pull_respects_max_messages(stream, queue_name):
     stream.publish(queue_name, _messages(7))
     first = stream.pull_data(queue_name, max_messages=3)

@@ -428,6 +428,10 @@ class RabbitMQPlugin(DataStreamPlugin):
                 except PluginUnavailable as exc:
                     log.warning("consume(%r): %s; still retrying", queue, exc)
                     continue
+                except PluginError:
+                    if not self._initialized:  # shut down from another thread while consuming
+                        return
+                    raise
                 except _CONNECTION_ERRORS as exc:
                     session.discard()
                     log.warning("consume(%r): connection lost (%s); reconnecting", queue, redact(str(exc)))
@@ -526,7 +530,10 @@ class RabbitMQPlugin(DataStreamPlugin):
     def _settleable(self, deliveries: Sequence[Delivery], what: str) -> tuple[_Session, list[int]]:
         """Sorted tags of ``deliveries`` still unsettled on this thread's current channel; marks them settled."""
         session = getattr(self._local, "session", None)
-        numbers, stale = [], 0
+        numbers: list[int] = []
+        stale = 0
+        if not deliveries:
+            return session, numbers
         for delivery in deliveries:
             tag = delivery.tag
             if not isinstance(tag, _Tag):
