@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures_mlflow"]
 
 SERVICES = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
 

@@ -48,6 +48,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import mlflow.pyfunc
+import pandas as pd
 import requests
 from mlflow import environment_variables as mlflow_env
 from mlflow.entities import Metric, Param, RunTag, ViewType
@@ -119,7 +120,7 @@ class PyfuncModelWrapper(mlflow.pyfunc.PythonModel):
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    def predict(self, context, model_input, params=None):  # no hints: MLflow would derive a list[...] schema
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         """Serve through MLflow (``mlflow models serve``, ``pyfunc.load_model``): delegate to the wrapped object."""
         return self.model.predict(model_input)
 
@@ -230,6 +231,10 @@ class MLflowPlugin(MLOpsPlugin):
         self.health_timeout = health_timeout
         self.masked_uri = redact(mlflow_uri)
         self.is_server = scheme in ("http", "https")
+        parts = urlsplit(mlflow_uri)
+        # httpx logs request URLs: probe without userinfo, and send it as basic auth instead
+        self._probe_base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
+        self._probe_auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._db_path = (
             None if self.is_server else Path(unquote(mlflow_uri[len("sqlite:///") :])).expanduser().resolve()
         )
@@ -255,11 +260,10 @@ class MLflowPlugin(MLOpsPlugin):
             return
         _install_settings_hook()
         if self.is_server:
-            healthy, details = self._server_health()
-            if not healthy:
+            reachable, details = self._probe_server()
+            if not reachable:
                 raise PluginUnavailable(
-                    f"MLflow server {self.masked_uri} is unreachable: {details.get('error', details['status'])}",
-                    plugin_type="mlops",
+                    f"MLflow server {self.masked_uri} is unreachable: {details['error']}", plugin_type="mlops"
                 )
         else:
             assert self._db_path is not None
@@ -299,16 +303,19 @@ class MLflowPlugin(MLOpsPlugin):
     def health_check(self) -> tuple[bool, dict]:
         """``(healthy, details)`` with status, masked URI and latency; never raises."""
         try:
-            if self.is_server:
-                return self._server_health()
-            return self._sqlite_health()
+            if not self.is_server:
+                return self._sqlite_health()
+            reachable, details = self._probe_server()
+            if reachable:
+                details["status"] = "connected" if self._client is not None else "not initialized"
+            return reachable and self._client is not None, details
         except Exception as exc:  # the contract: health_check never raises
             return False, {"status": "error", "uri": self.masked_uri, "error": redact(f"{type(exc).__name__}: {exc}")}
 
-    def _server_health(self) -> tuple[bool, dict]:
+    def _probe_server(self) -> tuple[bool, dict]:
         """``GET /health``, ``GET /version`` and one cheap API call, all within ``health_timeout`` overall."""
         details: dict[str, Any] = {"status": "unreachable", "uri": self.masked_uri, "backend": "server"}
-        base = self.mlflow_uri.rstrip("/")
+        base = self._probe_base
         start = time.monotonic()
         deadline = start + self.health_timeout
 
@@ -316,7 +323,7 @@ class MLflowPlugin(MLOpsPlugin):
             return max(deadline - time.monotonic(), 0.05)
 
         try:
-            with httpx.Client(timeout=self.health_timeout, trust_env=False) as http:
+            with httpx.Client(timeout=self.health_timeout, auth=self._probe_auth, trust_env=False) as http:
                 http.get(f"{base}/health", timeout=remaining()).raise_for_status()
                 version = http.get(f"{base}/version", timeout=remaining())
                 details["server_version"] = version.text.strip() if version.is_success else None
@@ -328,9 +335,9 @@ class MLflowPlugin(MLOpsPlugin):
             details["error"] = redact(f"{type(exc).__name__}: {exc}")
             details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
             return False, details
-        details["status"] = "connected" if self._client is not None else "reachable (not initialized)"
+        details["status"] = "reachable"
         details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
-        return self._client is not None, details
+        return True, details
 
     def _sqlite_health(self) -> tuple[bool, dict]:
         """The database opens read-only and its alembic revision is MLflow's current head."""
