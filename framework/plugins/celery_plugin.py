@@ -16,6 +16,7 @@ Credentials in the URLs are masked in health details, logs and errors.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -189,6 +190,10 @@ class CeleryPlugin:
     def submit_task(self, task_name: str, kwargs: Mapping[str, Any], task_id: str | None = None) -> str:
         """Queue ``task_name(**kwargs)`` (JSON only) under ``task_id``; a known id is not queued twice."""
         app = self.app
+        try:
+            json.dumps(dict(kwargs))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"job kwargs must be JSON (ids and names, never objects): {exc}") from exc
         task_id = task_id or uuid.uuid4().hex
         if self._meta_exists(task_id):
             log.info("job %s is already known; not queueing it again", task_id)
@@ -196,9 +201,6 @@ class CeleryPlugin:
         try:
             app.backend.store_result(task_id, None, states.PENDING)
             app.send_task(task_name, kwargs=dict(kwargs), task_id=task_id, queue=self.settings.queue)
-        except (TypeError, ValueError) as exc:  # kombu's JSON encoder refused the kwargs
-            self._forget(task_id)
-            raise JobFailed(f"job arguments must be JSON: {exc}", job_id=task_id) from exc
         except Exception as exc:
             self._forget(task_id)
             raise PluginUnavailable(
