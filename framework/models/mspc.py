@@ -1,0 +1,203 @@
+"""PCA multivariate statistical process control: Hotelling T², SPE/Q and the combined index.
+
+The math, on standardized data ``X`` (n rows, m variables) with ``a`` retained components ``P`` and their
+eigenvalues ``Λ``:
+
+- ``T² = x' P Λ⁻¹ P' x`` with the F-distribution limit ``τ² = a(n-1)(n+1) / (n(n-a)) · F(a, n-a)``.
+- ``SPE = ‖(I - PP') x‖²`` with Box's ``g·χ²(h)`` limit (``g = θ₂/θ₁``, ``h = θ₁²/θ₂``) or
+  Jackson–Mudholkar's, where ``θᵢ`` are sums of the residual eigenvalues to the power i.
+- Combined index ``φ = SPE/δ² + T²/τ² = x' Φ x`` (Yue & Qin, 2001) with its ``g·χ²(h)`` limit from
+  ``tr(SΦ)`` and ``tr((SΦ)²)``.
+- Contributions are reconstruction-based (Alcala & Qin, 2009): ``RBCⱼ = (ξⱼ' M x)² / Mⱼⱼ`` for the
+  statistic's matrix ``M``; for the combined index that is ``Φ``, which weighs the T² and SPE parts
+  by their limits.
+
+Dynamic PCA (``lags > 0``) augments each row with the previous ``lags`` rows. The first rows of a block have
+no history, so the block is padded with copies of its first row (in ``fit`` and in ``score`` alike); ``fit``
+leaves the padded rows out of the covariance estimate. Contributions of the lagged copies are summed back onto
+their variable.
+
+>>> model = PCAMSPC(variance_retained=0.9).fit(X_train)
+>>> result = model.score(X_live)           # result.score, result.contributions, result.extras["t2"]
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from framework.errors import ConfigError
+
+__all__ = ["PCAMSPC", "DetectorScores", "contribution_shares", "lagged"]
+
+_STATISTICS = ("combined", "t2", "spe")
+_SPE_LIMITS = ("box", "jackson_mudholkar")
+_TINY = 1e-12
+
+
+@dataclass(frozen=True)
+class DetectorScores:
+    """What a detector says about each row: ``score`` (higher = more anomalous) and per-feature shares."""
+
+    score: np.ndarray
+    contributions: np.ndarray | None = None  # (n_rows, n_features), rows sum to 1
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def lagged(X: np.ndarray, lags: int) -> np.ndarray:
+    """``[X_t, X_{t-1}, …, X_{t-lags}]`` side by side; the first rows are padded with copies of ``X[0]``."""
+    if lags == 0:
+        return X
+    n = X.shape[0]
+    padded = np.vstack([np.repeat(X[:1], lags, axis=0), X])
+    return np.hstack([padded[lags - k : lags - k + n] for k in range(lags + 1)])
+
+
+def contribution_shares(contrib: np.ndarray) -> np.ndarray:
+    """Scale non-negative per-feature contributions so each row sums to 1 (uniform when a row is all zero)."""
+    total = contrib.sum(axis=1, keepdims=True)
+    uniform = np.full_like(contrib, 1.0 / contrib.shape[1])
+    return np.divide(contrib, total, out=uniform, where=total > _TINY)
+
+
+class PCAMSPC:
+    """PCA-based MSPC detector on standardized data; ``score`` is the chosen statistic.
+
+    Parameters
+    ----------
+    variance_retained
+        Keep the fewest components that explain at least this share of the variance.
+    n_components
+        A fixed number of components instead (overrides ``variance_retained``).
+    alpha
+        Significance level of the theoretical control limits (``t2_limit_``, ``spe_limit_``, ``limit_``).
+    lags
+        Dynamic PCA: lagged copies of the variables to add (0 = static PCA).
+    statistic
+        ``"combined"`` (default), ``"t2"`` or ``"spe"``.
+    spe_limit
+        ``"box"`` (g·χ²(h), default) or ``"jackson_mudholkar"``.
+    """
+
+    def __init__(
+        self,
+        variance_retained: float = 0.9,
+        n_components: int | None = None,
+        alpha: float = 0.01,
+        lags: int = 0,
+        statistic: Literal["combined", "t2", "spe"] = "combined",
+        spe_limit: Literal["box", "jackson_mudholkar"] = "box",
+    ) -> None:
+        self.variance_retained = variance_retained
+        self.n_components = n_components
+        self.alpha = alpha
+        self.lags = lags
+        self.statistic = statistic
+        self.spe_limit = spe_limit
+
+    @classmethod
+    def accepted_params(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    @property
+    def context_rows(self) -> int:
+        """Rows of history each scored row looks back on."""
+        return int(self.lags)
+
+    def check_params(self) -> None:
+        """Raise ``ConfigError`` naming the first invalid hyperparameter."""
+
+        def bad(name: str, reason: str) -> ConfigError:
+            return ConfigError(f"{reason}, got {getattr(self, name)!r}", field=f"model.params.{name}")
+
+        if not _is_number(self.variance_retained) or not 0 < self.variance_retained <= 1:
+            raise bad("variance_retained", "must be a number in (0, 1]")
+        if self.n_components is not None and (not _is_int(self.n_components) or self.n_components < 1):
+            raise bad("n_components", "must be a positive integer or null")
+        if not _is_number(self.alpha) or not 0 < self.alpha < 0.5:
+            raise bad("alpha", "must be a number in (0, 0.5)")
+        if not _is_int(self.lags) or not 0 <= self.lags <= 50:
+            raise bad("lags", "must be an integer from 0 to 50")
+        if self.statistic not in _STATISTICS:
+            raise bad("statistic", f"must be one of {', '.join(_STATISTICS)}")
+        if self.spe_limit not in _SPE_LIMITS:
+            raise bad("spe_limit", f"must be one of {', '.join(_SPE_LIMITS)}")
+
+    def fit(self, X: np.ndarray) -> PCAMSPC:
+        """Learn the loadings, eigenvalues and control limits from normal data ``X`` (standardized)."""
+        self.check_params()
+        Z = lagged(np.asarray(X, dtype=np.float64), self.lags)[self.lags :]
+        n, m = Z.shape
+        if n < 3:
+            raise ConfigError(f"needs more than {self.lags + 2} rows to fit", field="model.params.lags")
+        self.n_features_in_ = X.shape[1]
+        self.mean_ = Z.mean(axis=0)
+        Zc = Z - self.mean_
+        eigvals, eigvecs = np.linalg.eigh(Zc.T @ Zc / (n - 1))
+        eigvals, eigvecs = np.clip(eigvals[::-1], 0.0, None), eigvecs[:, ::-1]
+        if self.n_components is not None:
+            a = int(self.n_components)
+        else:
+            explained = np.cumsum(eigvals) / max(eigvals.sum(), _TINY)
+            a = int(np.searchsorted(explained, self.variance_retained - 1e-12) + 1)
+        a = max(1, min(a, m - 1 if m > 1 else 1, n - 2))
+        self.n_components_ = a
+        self.explained_variance_ratio_ = float(eigvals[:a].sum() / max(eigvals.sum(), _TINY))
+        self.components_ = eigvecs[:, :a]
+        self.eigenvalues_ = np.maximum(eigvals[:a], _TINY)
+        residual = eigvals[a:]
+        theta1, theta2, theta3 = (float(np.sum(residual**i)) for i in (1, 2, 3))
+
+        level = 1.0 - self.alpha
+        self.t2_limit_ = float(a * (n - 1) * (n + 1) / (n * (n - a)) * stats.f.ppf(level, a, n - a))
+        self.spe_limit_ = self._spe_limit(theta1, theta2, theta3, level)
+        tau2, delta2 = self.t2_limit_, self.spe_limit_
+        tr1 = a / tau2 + theta1 / delta2
+        tr2 = a / tau2**2 + theta2 / delta2**2
+        self.combined_limit_ = float(tr2 / tr1 * stats.chi2.ppf(level, tr1**2 / tr2))
+
+        d_matrix = (self.components_ / self.eigenvalues_) @ self.components_.T
+        c_matrix = np.eye(m) - self.components_ @ self.components_.T
+        matrices = {"t2": d_matrix, "spe": c_matrix, "combined": d_matrix / tau2 + c_matrix / delta2}
+        self.matrix_ = matrices[self.statistic]
+        self.limit_ = {"t2": tau2, "spe": delta2, "combined": self.combined_limit_}[self.statistic]
+        return self
+
+    def _spe_limit(self, theta1: float, theta2: float, theta3: float, level: float) -> float:
+        if theta1 <= _TINY or theta2 <= _TINY:
+            return _TINY
+        if self.spe_limit == "box":
+            return float(theta2 / theta1 * stats.chi2.ppf(level, theta1**2 / theta2))
+        h0 = 1.0 - 2.0 * theta1 * theta3 / (3.0 * theta2**2)
+        c = stats.norm.ppf(level)
+        inner = c * np.sqrt(2.0 * theta2 * h0**2) / theta1 + 1.0 + theta2 * h0 * (h0 - 1.0) / theta1**2
+        return float(theta1 * max(inner, _TINY) ** (1.0 / h0))
+
+    def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
+        """T², SPE and the chosen statistic per row, plus reconstruction-based contribution shares."""
+        Z = lagged(np.asarray(X, dtype=np.float64), self.lags) - self.mean_
+        scores = Z @ self.components_
+        t2 = np.einsum("ij,ij->i", scores, scores / self.eigenvalues_)
+        residual = Z - scores @ self.components_.T
+        spe = np.einsum("ij,ij->i", residual, residual)
+        score = {"t2": t2, "spe": spe, "combined": spe / self.spe_limit_ + t2 / self.t2_limit_}[self.statistic]
+        shares = None
+        if contributions:
+            diagonal = np.diag(self.matrix_)
+            safe = np.where(diagonal > _TINY, diagonal, np.inf)
+            rbc = (Z @ self.matrix_) ** 2 / safe
+            rbc = rbc.reshape(len(Z), self.lags + 1, self.n_features_in_).sum(axis=1)
+            shares = contribution_shares(rbc)
+        return DetectorScores(score=score, contributions=shares, extras={"t2": t2, "spe": spe})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
