@@ -59,6 +59,7 @@ from framework.api.models import (
 from framework.config import HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
 from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
+from framework.store import CHAMPION
 
 __all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
 
@@ -290,13 +291,15 @@ def _router() -> APIRouter:
     @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
     def versions(name: Name, hub: Hub) -> list[VersionOut]:
         """Every model version, newest first, with its aliases (``champion`` marks the one in service)."""
-        return [_version_out(v) for v in hub.versions(name)]
+        champion = hub.get_experiment(name).champion
+        return [_version_out(v, champion) for v in hub.versions(name)]
 
     @router.post("/experiments/{name}/versions/{version}/promote", tags=["models"], responses=_errors(404, 422, 503))
     def promote(name: Name, version: Version, hub: Hub) -> VersionOut:
         """Move ``champion`` to this version."""
         hub.get_experiment(name)
-        return _version_out(hub.promote(name, version))
+        promoted = hub.promote(name, version)
+        return _version_out(promoted, promoted.version)
 
     @router.get(
         "/experiments/{name}/figures/{figure}",
@@ -337,12 +340,17 @@ def _router() -> APIRouter:
     return router
 
 
-def _version_out(version: Any) -> VersionOut:
+def _version_out(version: Any, champion: int | None) -> VersionOut:
+    """A version's fields; ``champion`` (from the experiment) is added to its aliases, since a store's
+    version listing may omit aliases (MLflow's ``search_model_versions`` does)."""
+    aliases = list(version.aliases)
+    if version.version == champion and CHAMPION not in aliases:
+        aliases.append(CHAMPION)
     return VersionOut(
         name=version.name,
         version=version.version,
         run_id=version.run_id,
-        aliases=list(version.aliases),
+        aliases=aliases,
         created=version.created,
         tags=dict(version.tags),
     )

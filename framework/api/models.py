@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 from framework.records import RECORDS_SCHEMA
 
@@ -32,7 +32,19 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 DATASET_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.(csv|parquet|pq|xlsx|xls|json)$"
 
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
+
+def _scalar(value: Any) -> Any:
+    """A record value: a JSON number, string, boolean or null (no nested objects or lists)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("must be a number, string, boolean or null")
+
+
+Scalar = Annotated[
+    Any,
+    PlainValidator(_scalar),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}),
+]
 Record = dict[str, Scalar]
 
 
