@@ -16,10 +16,10 @@ artifacts live in ``<db dir>/artifacts``, never in the working directory. Anothe
 Timeouts. MLflow reads ``MLFLOW_HTTP_REQUEST_TIMEOUT``/``..._MAX_RETRIES``/``..._BACKOFF_FACTOR`` from the process
 environment on every request, and its defaults retry a dead server for about four minutes. Rather than change the
 environment (which every plugin and library in the process shares), this module installs, once, a hook on those three
-settings (and on the artifact progress bar) that returns the values of the plugin whose call is running (held in a
-``ContextVar``, so it is per thread) and the usual environment values everywhere else. Health checks and the probe
-in ``initialize`` do not go through MLflow at all: they are direct ``httpx`` calls with their own short deadline
-(``health_timeout``).
+settings, and on two output switches (no progress bars, no run URLs on stdout), that returns the values of the plugin
+whose call is running (held in a ``ContextVar``, so it is per thread) and the usual environment values everywhere
+else. Health checks and the probe in ``initialize`` do not go through MLflow at all: they are direct ``httpx`` calls
+with their own short deadline (``health_timeout``).
 
 Models and the trust boundary. ``log_model`` stores any picklable object with ``predict(DataFrame)`` as an MLflow
 pyfunc model: ``PyfuncModelWrapper`` holds the object and MLflow serializes it with cloudpickle, which keeps arbitrary
@@ -84,6 +84,7 @@ class _ClientSettings:
     max_retries: int
     backoff_factor: float
     progress_bar: bool = False  # no tqdm bars on stderr from a service
+    suppress_run_url: bool = True  # no "View run <url>" on stdout (the URL would carry the URI's credentials)
 
 
 _ACTIVE_SETTINGS: ContextVar[_ClientSettings | None] = ContextVar("experimenthub_mlflow_settings", default=None)
@@ -91,13 +92,14 @@ _HOOK_LOCK = threading.Lock()
 
 
 def _install_settings_hook() -> None:
-    """Make MLflow's HTTP (and progress bar) settings answer with the running plugin's values (idempotent)."""
+    """Make MLflow's HTTP and output settings answer with the running plugin's values (idempotent)."""
     with _HOOK_LOCK:
         for variable, attr in (
             (mlflow_env.MLFLOW_HTTP_REQUEST_TIMEOUT, "timeout"),
             (mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES, "max_retries"),
             (mlflow_env.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, "backoff_factor"),
             (mlflow_env.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, "progress_bar"),
+            (mlflow_env.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, "suppress_run_url"),
         ):
             if getattr(variable.get, "experimenthub_hook", False):
                 continue
