@@ -11,9 +11,9 @@ Data policy (on top of the shared one in ``framework.Experiment``):
   a point are averaged (with a warning).
 - **Gaps and missing values**: runs of up to ``max_gap`` missing steps are interpolated linearly; longer runs are
   filled from one seasonal period earlier (linearly without seasonality), with a warning.
-- **Seasonal period**: ``seasonal_period``, else the strongest autocorrelation peak of the linearly detrended
-  series seen at least three times (its shortest strong divisor when there are several, so hourly data with
-  daily and weekly cycles gets 24), else 1.
+- **Seasonal period**: ``seasonal_period``, else detected from the ACF of the linearly detrended series (a clear
+  peak seen at least three times): the shortest calendar period of the frequency that shows such a peak (hourly
+  data with daily and weekly cycles gets 24, monthly data 12), else the highest peak, else 1.
 
 Predict modes (no side effects on the fitted state):
 
@@ -22,7 +22,10 @@ Predict modes (no side effects on the fitted state):
 - ``predict(df)`` with the target column: one row per input row, scored against the one-step-ahead forecast made
   from everything before it: ``timestamp, forecast, lower, upper, actual, residual, score, threshold,
   is_anomaly``. ``score`` is the residual over the robust (MAD) scale of the in-sample one-step residuals; a row is
-  an anomaly when ``|score| > threshold``. A row without a target value gets a forecast and no score.
+  an anomaly when ``|score| > threshold``. A row without a target value gets a forecast and no score. A value
+  flagged in a first pass is replaced by its forecast before the final pass, so a spike does not drag the
+  following forecasts. The model adapts to a level shift within a few steps: the shift's first steps are
+  flagged (and usually its end, which is a change too), not every step of it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ from framework.errors import DataValidationError
 from framework.Experiment import DataQualityWarning, Experiment, Validation, coerce_timestamps
 from framework.models.forecasters import Forecaster, forecast_metrics, make_forecaster, mase_scale
 
-__all__ = ["AnomalySettings", "TimeSeriesExperiment", "TimeSeriesSpec", "detect_seasonal_period", "infer_frequency"]
+__all__ = [
+    "AnomalySettings",
+    "TimeSeriesExperiment",
+    "TimeSeriesSpec",
+    "calendar_periods",
+    "detect_seasonal_period",
+    "infer_frequency",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +73,7 @@ class AnomalySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["sigma", "interval"] = "sigma"
-    threshold: float = Field(default=3.5, gt=0, description="robust sigmas, for method sigma")
+    threshold: float = Field(default=4.0, gt=0, description="robust sigmas, for method sigma")
 
 
 class TimeSeriesSpec(ExperimentSpec):
@@ -106,8 +116,35 @@ def infer_frequency(timestamps: pd.DatetimeIndex) -> pd.DateOffset:
     return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=max(1, round(step.total_seconds()))))
 
 
-def detect_seasonal_period(y: np.ndarray, max_period: int = MAX_DETECTED_PERIOD) -> int:
-    """The dominant seasonal period from the ACF of the detrended series (1 when there is none)."""
+def calendar_periods(offset: pd.DateOffset) -> tuple[int, ...]:
+    """The usual seasonal periods of a frequency: 24 and 168 for hours, 7 and 365 for days, 12 for months..."""
+    try:
+        delta = pd.Timedelta(offset)
+    except (TypeError, ValueError):
+        code = offset.rule_code.upper()
+        for prefix, periods in (("W", (52,)), ("Q", (4,)), ("BQ", (4,)), ("M", (12,)), ("BM", (12,)), ("SM", (24,))):
+            if code.startswith(prefix):
+                return periods
+        return ()
+    if delta == pd.Timedelta(days=7):
+        return (52,)
+    per_day = pd.Timedelta(days=1) / delta
+    if delta == pd.Timedelta(days=1):
+        return (7, 365)
+    if per_day > 1 and float(per_day).is_integer():
+        return (int(per_day), int(7 * per_day))
+    return ()
+
+
+def detect_seasonal_period(
+    y: np.ndarray, preferred: tuple[int, ...] = (), max_period: int = MAX_DETECTED_PERIOD
+) -> int:
+    """The seasonal period from the ACF of the linearly detrended series (1 when there is none).
+
+    A lag counts when it is a local ACF peak above ``max(0.1, 2/sqrt(n))`` that rises at least 0.15 above every
+    earlier lag's minimum, and is seen at least three times in the data. The smallest of the ``preferred``
+    (calendar) periods that counts wins; otherwise the highest peak.
+    """
     n = len(y)
     max_lag = min(n // 3, max_period)
     if max_lag < 4:
@@ -126,12 +163,10 @@ def detect_seasonal_period(y: np.ndarray, max_period: int = MAX_DETECTED_PERIOD)
     peaks = lags[strong]
     if peaks.size == 0:
         return 1
-    best = int(peaks[np.argmax(acf[peaks])])
-    for p in peaks:  # prefer the fundamental: a strong peak that divides the best one
-        multiple = round(best / p)
-        if abs(best - multiple * p) <= 1 and acf[p] >= 0.5 * acf[best]:
-            return int(p)
-    return best
+    for period in sorted(preferred):
+        if np.any(np.abs(peaks - period) <= 1):
+            return period
+    return int(peaks[np.argmax(acf[peaks])])
 
 
 class TimeSeriesExperiment(Experiment):
@@ -156,7 +191,9 @@ class TimeSeriesExperiment(Experiment):
         offset = offset or infer_frequency(pd.DatetimeIndex(ts.unique()))
         anchor = self._anchor(ts.iloc[0], offset)
         grid, y = self._to_grid(ts, values, offset, anchor)
-        m = self.spec.seasonal_period or detect_seasonal_period(_fill_gaps(y, 1, self.spec.max_gap, warn=False))
+        m = self.spec.seasonal_period or detect_seasonal_period(
+            _fill_gaps(y, 1, self.spec.max_gap, warn=False), calendar_periods(offset)
+        )
         y = _fill_gaps(y, m, self.spec.max_gap, warn=True)
         horizon = self.spec.horizon or (m if m > 1 else 10)
         holdout = horizon
@@ -381,10 +418,11 @@ class TimeSeriesExperiment(Experiment):
             values = self.numeric_frame(df, [spec.target])[spec.target].to_numpy()
         else:
             values = np.full(len(df), np.nan)
-        duplicated = ts.duplicated()
+        duplicated = ts.duplicated().to_numpy()
         if duplicated.any():
-            row = duplicated.idxmax()
-            raise DataValidationError(f"duplicate timestamp {ts[row]} (row {row!r})", field=spec.timestamp)
+            at = int(np.argmax(duplicated))
+            row = df.index[at].item() if hasattr(df.index[at], "item") else df.index[at]
+            raise DataValidationError(f"duplicate timestamp {ts.iloc[at]} (row {row!r})", field=spec.timestamp)
         if not ts.is_monotonic_increasing:
             self.warn(f"{spec.timestamp}: rows were not in time order; sorted them")
             order = np.argsort(ts.to_numpy(), kind="stable")
@@ -442,7 +480,7 @@ def _fill_gaps(y: np.ndarray, m: int, max_gap: int, *, warn: bool = True) -> np.
         return y
     y = y.copy()
     run_id = np.cumsum(~missing)
-    run_length = np.bincount(run_id[missing])[run_id]
+    run_length = np.bincount(run_id[missing], minlength=run_id.max() + 1)[run_id]
     short = missing & (run_length <= max_gap)
     long = missing & ~short
     if m > 1 and long.any():

@@ -404,13 +404,18 @@ class AutoForecaster(Forecaster):
     """Rolling-origin cross-validation over ``candidates``; the lowest mean MASE wins and is refitted on all data.
 
     Each candidate is fitted once on the data before the first fold, then scored at every origin with its
-    parameters fixed (``point_forecast``): this keeps ``auto`` to one fit per candidate plus the winner's refit.
+    parameters fixed (``point_forecast``). The winner keeps those parameters and is extended over the folds
+    (``refit=True`` re-estimates it on all the data instead): one fit per candidate keeps ``auto`` fast.
     Scores are kept in ``cv_scores_`` (name -> MASE per fold) and ``cv_mase_`` (name -> mean).
     """
 
     name = "auto"
     params_spec = MappingProxyType(
-        {"candidates": Param(list(DEFAULT_CANDIDATES), (list, tuple)), "folds": Param(2, (int,), minimum=1)}
+        {
+            "candidates": Param(list(DEFAULT_CANDIDATES), (list, tuple)),
+            "folds": Param(2, (int,), minimum=1),
+            "refit": Param(False, (bool,)),
+        }
     )
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, season_length: int = 1, horizon: int = 1) -> None:
@@ -462,7 +467,8 @@ class AutoForecaster(Forecaster):
         if not finite:
             raise ConfigError("auto: every candidate failed to fit", field="model.params.candidates")
         self.best_name_ = min(finite, key=finite.__getitem__)
-        self.best_ = copy.deepcopy(self.models[self.best_name_]).fit(y)
+        winner = self.models[self.best_name_]
+        self.best_ = copy.deepcopy(winner).fit(y) if self.params["refit"] else winner.extend(y[origins[0] :])
         self.models = {}  # the candidates' fitted copies are not needed after selection
         log.info("auto chose %s (CV MASE %s)", self.best_name_, {n: round(s, 3) for n, s in self.cv_mase_.items()})
 

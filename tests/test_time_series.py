@@ -1,0 +1,283 @@
+"""TimeSeriesExperiment and the forecaster catalog: pure ML, no hub, no MLflow."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framework.datasets.series import make_series
+from framework.errors import ConfigError, DataValidationError
+from framework.Experiment import DataQualityWarning
+from framework.models.forecasters import DEFAULT_CANDIDATES, FORECASTERS, make_forecaster
+from framework.TimeSeriesAnalysis import (
+    TimeSeriesExperiment,
+    calendar_periods,
+    detect_seasonal_period,
+    infer_frequency,
+)
+
+CES = {"model": {"name": "ces"}, "horizon": 24}
+
+
+@pytest.fixture(scope="module")
+def series() -> pd.DataFrame:
+    return make_series(n=1500, seed=0)
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    return make_series(n=1400, anomalies=(), seed=3)
+
+
+@pytest.fixture(scope="module")
+def auto_fit(series: pd.DataFrame) -> TimeSeriesExperiment:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        return TimeSeriesExperiment({"horizon": 24}).fit(series.iloc[:1000])
+
+
+def fit(spec: dict, df: pd.DataFrame) -> TimeSeriesExperiment:
+    return TimeSeriesExperiment(spec).fit(df)
+
+
+# ------------------------------------------------------------------------------------ auto and metrics
+def test_auto_records_every_candidate_and_metrics(auto_fit: TimeSeriesExperiment) -> None:
+    metrics = auto_fit.metrics_
+    for name in DEFAULT_CANDIDATES:
+        assert np.isfinite(metrics[f"cv_mase.{name}"]), name
+        assert len(auto_fit.cv_scores_[name]) == 2
+    for key in ("mase", "smape", "mae", "rmse", "coverage", "baseline_mase"):
+        assert np.isfinite(metrics[key]), key
+    chosen = auto_fit.model_.best_name_
+    assert metrics[f"cv_mase.{chosen}"] == min(metrics[f"cv_mase.{n}"] for n in DEFAULT_CANDIDATES)
+    assert auto_fit.model_description_.startswith("auto -> ")
+    assert metrics["mase"] < metrics["baseline_mase"]
+    assert auto_fit.seasonal_period_ == 24 and auto_fit.offset_.freqstr == "h"
+
+
+def test_auto_fits_1000_hourly_points_quickly(auto_fit: TimeSeriesExperiment) -> None:
+    assert auto_fit.metrics_["fit_seconds"] < 10  # the benchmark holds it to 5 s on a quiet machine
+
+
+def test_validate_and_figures(auto_fit: TimeSeriesExperiment, series: pd.DataFrame) -> None:
+    verdict = auto_fit.validate()
+    assert verdict.passed, verdict.reason
+    assert set(verdict.metrics) >= {"mase", "relative_mase", "coverage"}
+    figures = auto_fit.figures()
+    assert set(figures) == {"forecast", "decomposition", "residuals", "cv_errors"}
+    assert "cv_errors" not in fit(CES, series.iloc[:600]).figures(series.iloc[600:700])
+
+
+# ---------------------------------------------------------------------------------- predict and update
+def test_predict_modes(auto_fit: TimeSeriesExperiment, series: pd.DataFrame) -> None:
+    ahead = auto_fit.predict()
+    assert list(ahead.columns) == ["timestamp", "forecast", "lower", "upper"] and len(ahead) == 24
+    assert ahead["timestamp"].iloc[0] == series["timestamp"].iloc[1000]
+    assert (ahead["lower"] < ahead["forecast"]).all() and (ahead["forecast"] < ahead["upper"]).all()
+
+    future = auto_fit.predict(series[["timestamp"]].iloc[1005:1010])
+    pd.testing.assert_frame_equal(future.reset_index(drop=True), ahead.iloc[5:10].reset_index(drop=True))
+
+    scored = auto_fit.predict(series.iloc[1000:1100])
+    assert list(scored.columns) == [
+        "timestamp", "forecast", "lower", "upper", "actual", "residual", "score", "threshold", "is_anomaly",
+    ]  # fmt: skip
+    assert len(scored) == 100 and scored.index.equals(series.index[1000:1100])
+
+    with pytest.raises(DataValidationError, match="after the last observation"):
+        auto_fit.predict(series[["timestamp"]].iloc[10:12])
+
+
+def test_predict_has_no_side_effects(auto_fit: TimeSeriesExperiment, series: pd.DataFrame) -> None:
+    before = auto_fit.predict()
+    first = auto_fit.predict(series.iloc[1000:1200])
+    second = auto_fit.predict(series.iloc[1000:1200])
+    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(before, auto_fit.predict())
+    assert len(auto_fit.model_.y_) == 1000
+
+
+def test_update_matches_refit(clean: pd.DataFrame) -> None:
+    spec = {"model": {"name": "ets"}, "horizon": 24}
+    updated = fit(spec, clean.iloc[:800])
+    params = updated.model_.model_.model_["par"]
+    updated.update(clean.iloc[800:900])
+    refit = fit(spec, clean.iloc[:900])
+    assert updated.model_.model_.model_["par"] is params  # no re-estimation
+    assert updated.index_[-1] == refit.index_[-1]
+    a, b = updated.predict(), refit.predict()
+    pd.testing.assert_series_equal(a["timestamp"], b["timestamp"])
+    gap = np.abs(a["forecast"] - b["forecast"]).mean()
+    assert gap < 0.5 * refit.sigma_, gap
+
+
+def test_interval_coverage_near_nominal(clean: pd.DataFrame) -> None:
+    """Rolling 24-step forecasts over 10 days, updating with each day's actuals."""
+    exp = fit({"model": {"name": "ces"}, "horizon": 24, "interval": 0.9}, clean.iloc[:1000])
+    inside = []
+    for day in range(10):
+        actual = clean.iloc[1000 + 24 * day : 1024 + 24 * day]
+        ahead = exp.predict()
+        inside.append((actual["value"].to_numpy() >= ahead["lower"]) & (actual["value"].to_numpy() <= ahead["upper"]))
+        exp.update(actual)
+    coverage = np.concatenate(inside).mean()
+    assert 0.8 <= coverage <= 0.99, coverage
+    one_step = exp.evaluate(clean.iloc[1000:1240].drop(columns="is_anomaly"))["coverage"]
+    assert 0.83 <= one_step <= 0.96, one_step
+
+
+def test_pickle_round_trip(auto_fit: TimeSeriesExperiment, series: pd.DataFrame) -> None:
+    blob = pickle.dumps(auto_fit)
+    assert len(blob) < 500_000
+    restored = pickle.loads(blob)
+    pd.testing.assert_frame_equal(restored.predict(), auto_fit.predict())
+    pd.testing.assert_frame_equal(restored.predict(series.iloc[1000:1100]), auto_fit.predict(series.iloc[1000:1100]))
+
+
+# -------------------------------------------------------------------------------------------- anomalies
+def test_anomalies_found_with_few_false_alarms(auto_fit: TimeSeriesExperiment, series: pd.DataFrame) -> None:
+    live = series.iloc[1000:]
+    assert live["is_anomaly"].any()
+    result = auto_fit.evaluate(live)
+    assert result["episode_recall"] == 1.0, result
+    assert result["mean_detection_delay"] <= 1.0, result
+    assert result["false_alarms"] <= 8, result  # the end of the level shift is a change too
+    assert result["recall"] > 0.15, result  # point-wise: the model adapts to a level shift within a few steps
+
+
+def test_seasonality_raises_no_false_alarms(clean: pd.DataFrame) -> None:
+    exp = fit(CES, clean.iloc[:1000])
+    scored = exp.predict(clean.iloc[1000:])
+    assert scored["is_anomaly"].sum() <= 2
+    spikes = clean.iloc[1000:].copy()
+    spikes.loc[spikes.index[[50, 200]], "value"] += 10
+    flagged = exp.predict(spikes)["is_anomaly"]
+    assert flagged.iloc[[50, 200]].all() and flagged.sum() <= 4
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def test_duplicate_timestamps_name_column_and_value(series: pd.DataFrame) -> None:
+    df = pd.concat([series.iloc[:300], series.iloc[[120]]])
+    with pytest.raises(DataValidationError, match="duplicate timestamp 2024-01-06 00:00:00") as err:
+        fit(CES, df)
+    assert err.value.field == "timestamp"
+
+
+def test_unsorted_rows_are_sorted_with_a_warning(series: pd.DataFrame) -> None:
+    train = series.iloc[:400]
+    shuffled = train.sample(frac=1.0, random_state=1)
+    with pytest.warns(DataQualityWarning, match="not in time order"):
+        a = fit(CES, shuffled)
+    pd.testing.assert_frame_equal(a.predict(), fit(CES, train).predict())
+
+
+def test_too_short_series(series: pd.DataFrame) -> None:
+    with pytest.raises(DataValidationError, match="series too short") as err:
+        fit({"seasonal_period": 24, "horizon": 24}, series.iloc[:50])
+    assert err.value.field == "value"
+
+
+def test_unknown_model_lists_valid_names() -> None:
+    with pytest.raises(ConfigError, match="unknown model 'prohpet'") as err:
+        make_forecaster("prohpet")
+    assert err.value.field == "model.name"
+    for name in FORECASTERS:
+        assert name in str(err.value)
+    with pytest.raises(ConfigError, match="pip install prophet"):
+        make_forecaster("prophet")
+
+
+def test_bad_params_name_the_param(series: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match=r"model\.params\.alpha") as err:
+        TimeSeriesExperiment({"model": {"name": "ets", "params": {"alpha": 0.3}}}).fit(series.iloc[:300])
+    assert "valid: model, damped" in str(err.value)
+    with pytest.raises(ConfigError, match=r"model\.params\.folds: must be >= 1"):
+        make_forecaster("auto", {"folds": 0})
+    with pytest.raises(ConfigError, match=r"model\.params\.candidates"):
+        make_forecaster("auto", {"candidates": ["ets", "lstm"]})
+    with pytest.raises(ConfigError, match=r"model\.params\.model"):
+        make_forecaster("ets", {"model": "AXN"})
+
+
+def test_bad_spec_keys_are_refused() -> None:
+    with pytest.raises(ConfigError, match="horizonn: unknown key"):
+        TimeSeriesExperiment({"horizonn": 3})
+    with pytest.raises(ConfigError, match="frequency"):
+        TimeSeriesExperiment({"frequency": "fortnightly"})
+    with pytest.raises(ConfigError, match=r"anomaly\.threshold"):
+        TimeSeriesExperiment({"anomaly": {"threshold": -1}})
+
+
+def test_non_numeric_target_names_the_field(series: pd.DataFrame) -> None:
+    df = series.iloc[:300].astype({"value": object})
+    df.loc[df.index[7], "value"] = "n/a"
+    with pytest.raises(DataValidationError, match="non-numeric value at row 7") as err:
+        fit(CES, df)
+    assert err.value.field == "value"
+    with pytest.raises(DataValidationError, match="column missing") as err:
+        fit({"target": "load"}, series)
+    assert err.value.field == "load"
+
+
+# -------------------------------------------------------------------------------- columns and calendar
+def test_any_column_names_and_timestamp_formats(series: pd.DataFrame) -> None:
+    base = series.iloc[:400].rename(columns={"timestamp": "ts", "value": "Load (MW)"})
+    spec = {**CES, "timestamp": "ts", "target": "Load (MW)"}
+    reference = fit(spec, base).predict()
+    seconds = base["ts"].astype("int64") // 10**9
+    variants = {
+        "epoch_s": seconds,
+        "epoch_ms": seconds * 1000,
+        "iso": base["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    for name, ts in variants.items():
+        result = fit(spec, base.assign(ts=ts)).predict()
+        pd.testing.assert_frame_equal(result, reference, obj=name)
+
+
+def test_gaps_and_missing_values_are_filled(series: pd.DataFrame) -> None:
+    df = series.iloc[:600].drop(index=range(100, 102)).drop(index=range(300, 340))
+    df.loc[df.index[50], "value"] = np.nan
+    with pytest.warns(DataQualityWarning, match="filled 43 missing step") as record:
+        exp = fit(CES, df)
+    assert "40 from the previous season" in str(record[-1].message)
+    assert len(exp.index_) == 600 and np.isfinite(exp.model_.y_).all()
+
+
+def test_irregular_timestamps_snap_to_the_grid(series: pd.DataFrame) -> None:
+    df = series.iloc[:400].copy()
+    jitter = np.random.default_rng(0).integers(-90, 90, len(df))
+    df["timestamp"] = df["timestamp"] + pd.to_timedelta(jitter, unit="s")
+    exp = fit(CES, df)
+    assert exp.offset_.freqstr == "h" and exp.index_[0] == pd.Timestamp("2024-01-01")
+
+
+@pytest.mark.parametrize(
+    ("freq", "expected"), [("h", "h"), ("15min", "15min"), ("D", "D"), ("MS", "MS"), ("W-SUN", "W-SUN")]
+)
+def test_frequency_inference(freq: str, expected: str) -> None:
+    stamps = pd.date_range("2020-01-01", periods=60, freq=freq)
+    assert infer_frequency(stamps).freqstr == expected
+    assert infer_frequency(stamps.delete([3, 10, 11])).freqstr in (expected, "7D")
+
+
+def test_seasonal_period_detection(series: pd.DataFrame) -> None:
+    from statsmodels.datasets import elec_equip
+
+    assert (
+        detect_seasonal_period(series["value"].to_numpy(), calendar_periods(pd.tseries.frequencies.to_offset("h")))
+        == 24
+    )
+    assert detect_seasonal_period(series["value"].to_numpy()) == 24  # the highest ACF peak, without a calendar hint
+    assert calendar_periods(pd.tseries.frequencies.to_offset("MS")) == (12,)
+    assert detect_seasonal_period(elec_equip.load().data.iloc[:, 0].to_numpy(), (12,)) == 12
+    rng = np.random.default_rng(0)
+    assert detect_seasonal_period(rng.normal(size=500)) == 1
+    assert detect_seasonal_period(np.cumsum(rng.normal(size=500))) == 1
+    monthly = elec_equip.load().data.reset_index()
+    exp = fit({"timestamp": "DATE", "target": monthly.columns[1], "model": {"name": "ces"}}, monthly)
+    assert exp.seasonal_period_ == 12 and exp.offset_.freqstr == "MS" and exp.horizon_ == 12
