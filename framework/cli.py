@@ -325,6 +325,18 @@ def serve_command(
         raise fail(str(exc), code=2) from None
 
 
+@app.command("demo")
+def demo_command(json_out: JsonOption = False) -> None:
+    """Run the whole hub on the embedded default (no servers): train, stream, report."""
+    from framework.demo import results_json, run_demo
+
+    results = run_demo(errors if json_out else console)
+    if json_out:
+        console.print(results_json(results))
+    if results["stream"]["missing_predictions"]:
+        raise typer.Exit(1)
+
+
 @app.command("stream")
 def stream_command(
     name: Annotated[str, typer.Argument(help="experiment name: reads NAME.input, writes NAME.predictions")],

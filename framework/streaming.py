@@ -145,7 +145,10 @@ class StreamScorer:
                 redact(f"{type(exc).__name__}: {exc}"),
             )
             unsettled = [d for d in deliveries if id(d) not in self._settled]
-            self.stream.reject(unsettled, requeue=True)
+            try:
+                self.stream.reject(unsettled, requeue=True)
+            except HubError as reject_error:  # the connection is gone: the broker redelivers them anyway
+                log.warning("could not requeue the batch (%s); it will be redelivered", redact(str(reject_error)))
             time.sleep(1.0)  # back off before the redelivery
             return
         self.stats.batches += 1

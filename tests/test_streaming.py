@@ -1,0 +1,245 @@
+"""The stream scorer end to end: RabbitMQ (with an independent pika client) and the embedded local stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import pika
+import pytest
+
+from framework.config import HubConfig
+from framework.ExperimentHub import ExperimentHub
+from framework.plugins.datastream import OutgoingMessage
+from framework.records import encode_records
+from framework.streaming import REASON_HEADER, input_queue, prediction_queue
+from tests.conftest import require_service
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+SPEC = {"model": {"name": "pca"}, "timestamp": "timestamp"}
+RABBIT = {"host": "127.0.0.1", "port": 5672, "username": "guest", "password": "guest"}
+EXE = str(Path(sys.executable).with_name("experimenthub"))
+
+
+def config_dict(home: Path, transport: str) -> dict:
+    datastream = ({"type": "rabbitmq", "config": RABBIT} if transport == "rabbitmq"
+                  else {"type": "local", "config": {"path": str(home / "stream.db"), "visibility_timeout": 5}})
+    return {
+        "version": "1.0",
+        "global": {"state_dir": str(home)},
+        "plugins": {"mlops": {"type": "mlflow", "config": {"mlflow_uri": f"sqlite:///{home / 'mlflow.db'}"}},
+                    "datastream": datastream},
+        "experiments": [{"name": "fault_detection", "module": "framework.FaultDetection",
+                         "class": "FaultDetectionExperiment"}],
+    }
+
+
+@pytest.fixture(scope="module")
+def process():
+    from framework.datasets.process import make_process
+
+    return make_process(n_normal=1500, n_test=1000, seed=11)
+
+
+@pytest.fixture(params=["rabbitmq", "local"])
+def trained(request, tmp_path, process):
+    """A hub with a trained fault-detection experiment under a unique name; queues removed afterwards."""
+    if request.param == "rabbitmq":
+        require_service("rabbitmq")
+    home = tmp_path / "home"
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, request.param)))
+    name = f"pump-{uuid.uuid4().hex[:8]}"
+    hub.create_experiment(name, "fault_detection", SPEC)
+    hub.train(name, process[0])
+    yield hub, name, request.param, home
+    stream = hub.get_plugin("datastream")
+    for queue in (input_queue(name), prediction_queue(name)):
+        if hasattr(stream, "delete_queue"):
+            stream.delete_queue(queue)
+    hub.shutdown()
+
+
+def test_stream_scores_every_message_and_skips_bad_ones(trained, process):
+    hub, name, _, _ = trained
+    test = process[1].drop(columns=["fault", "fault_type"])
+    ids = hub.publish_records(name, test, batch_size=50)
+    bad = {
+        "not-json": b"{not json",
+        "missing-column": encode_records(test.head(3).drop(columns=["s04"]), message_id="missing-column"),
+        "non-numeric": encode_records(test.head(3).assign(s02="high"), message_id="non-numeric"),
+        "too-large": b"[" + b'{"s01": 1.0},' * 40000 + b'{"s01": 1.0}]',
+    }
+    stream = hub.get_plugin("datastream")
+    stream.publish(input_queue(name), [OutgoingMessage(body, message_id=key) for key, body in bad.items()])
+    stats = run_until(hub, name, expected=len(ids), max_message_bytes=200_000)
+    predictions = drain(stream, prediction_queue(name))
+    assert set(predictions) == set(ids)  # every good message has its prediction, keyed by the input id
+    assert sum(len(p["records"]) for p in predictions.values()) == len(test)
+    assert all(p["input_id"] == mid for mid, p in predictions.items())
+    assert stats.dead_lettered == 4
+    dead = {d.message_id: d.headers for d in pull_all(stream, input_queue(name) + ".dead-letter")}
+    assert set(dead) == set(bad)
+    assert "not JSON" in dead["not-json"][REASON_HEADER]
+    assert "missing" in dead["missing-column"][REASON_HEADER] and dead["missing-column"]["x-error-field"] == "s04"
+    assert "non-numeric" in dead["non-numeric"][REASON_HEADER]
+    assert "exceeds the limit" in dead["too-large"][REASON_HEADER]
+    assert stream.queue_depth(input_queue(name)) == 0
+
+
+def test_competing_consumers_share_the_queue(trained, process):
+    hub, name, _, _ = trained
+    ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
+    stop = threading.Event()
+    stats: list = []
+    workers = [threading.Thread(target=lambda: stats.append(hub.stream(name, stop, batch_size=5)))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    predictions = collect(hub.get_plugin("datastream"), prediction_queue(name), len(ids), timeout=120)
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert set(predictions) == set(ids)
+    assert sum(s.messages for s in stats) >= len(ids)
+
+
+def test_independent_pika_client_round_trip(trained, process):
+    hub, name, transport, _ = trained
+    if transport != "rabbitmq":
+        pytest.skip("pika talks to RabbitMQ only")
+    hub.get_plugin("datastream").create_queue(input_queue(name))
+    hub.get_plugin("datastream").create_queue(prediction_queue(name))
+    test = process[1].drop(columns=["fault", "fault_type"]).head(300)
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    sent = []
+    for start in range(0, len(test), 100):  # an envelope, and a bare list with a message id property
+        chunk = test.iloc[start:start + 100]
+        message_id = f"pika-{start}"
+        body = (encode_records(chunk, message_id=message_id) if start == 0
+                else chunk.to_json(orient="records", date_format="iso").encode())
+        channel.basic_publish("", input_queue(name), body, pika.BasicProperties(
+            content_type="application/json", delivery_mode=2, message_id=message_id))
+        sent.append(message_id)
+    run_until(hub, name, expected=len(sent))
+    received = {}
+    for _ in range(50):
+        method, properties, body = channel.basic_get(prediction_queue(name), auto_ack=True)
+        if method is None:
+            break
+        payload = json.loads(body)
+        received[payload["input_id"]] = payload
+        assert properties.content_type == "application/json"
+    connection.close()
+    assert set(received) == set(sent)
+    assert sum(len(p["records"]) for p in received.values()) == len(test)
+    assert {"score", "threshold", "is_anomaly", "top_feature"} <= set(received["pika-0"]["records"][0])
+
+
+@pytest.mark.slow
+def test_kill_9_mid_batch_then_restart_loses_nothing(trained, process, tmp_path):
+    hub, name, transport, home = trained
+    config = tmp_path / "hub.yaml"
+    config.write_text(json.dumps(config_dict(home, transport)))  # JSON is YAML
+    test = process[1].drop(columns=["fault", "fault_type"])
+    ids = hub.publish_records(name, test, batch_size=5)  # 200 small messages
+    scorer = start_scorer(config, name)
+    stream = hub.get_plugin("datastream")
+    predictions = collect(stream, prediction_queue(name), 20, timeout=120)  # it is busy scoring now
+    os.kill(scorer.pid, signal.SIGKILL)
+    scorer.wait(timeout=30)
+    restarted = start_scorer(config, name)
+    predictions.update(collect(stream, prediction_queue(name), len(ids) - len(predictions), timeout=180,
+                               known=set(predictions)))
+    restarted.send_signal(signal.SIGTERM)  # graceful: finishes its batch, acks, exits 0
+    assert restarted.wait(timeout=60) == 0, restarted.stderr.read()
+    assert set(predictions) == set(ids)
+    assert stream.queue_depth(input_queue(name)) == 0
+
+
+@pytest.mark.slow
+def test_reconnects_after_broker_restart(trained, process):
+    hub, name, transport, _ = trained
+    if transport != "rabbitmq":
+        pytest.skip("broker restart applies to RabbitMQ")
+    test = process[1].drop(columns=["fault", "fault_type"])
+    first = hub.publish_records(name, test.iloc[:500], batch_size=10)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: hub.stream(name, stop, batch_size=5))
+    thread.start()
+    stream = hub.get_plugin("datastream")
+    seen = collect(stream, prediction_queue(name), 10, timeout=60)
+    try:
+        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
+        time.sleep(2)
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
+    subprocess.run(["rabbitmqctl", "await_startup"], capture_output=True, timeout=120)
+    second = hub.publish_records(name, test.iloc[500:], batch_size=10)
+    seen.update(collect(stream, prediction_queue(name), len(first) + len(second) - len(seen), timeout=180,
+                        known=set(seen)))
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert set(seen) == set(first) | set(second)
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def run_until(hub, name, expected, **options):
+    """Run the scorer in a thread until ``expected`` predictions exist, then stop it and return its stats."""
+    stop = threading.Event()
+    result = {}
+    stream = hub.get_plugin("datastream")
+    stream.create_queue(prediction_queue(name))
+    thread = threading.Thread(target=lambda: result.setdefault("stats", hub.stream(name, stop, **options)))
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and stream.queue_depth(prediction_queue(name)) < expected:
+        time.sleep(0.2)
+    time.sleep(0.5)  # let it finish dead-lettering anything left
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the scorer did not stop"
+    return result["stats"]
+
+
+def pull_all(stream, queue):
+    deliveries = []
+    while batch := stream.pull_data(queue, max_messages=500, timeout=1.0):
+        deliveries.extend(batch)
+        stream.ack(batch)
+    return deliveries
+
+
+def drain(stream, queue):
+    return {json.loads(d.body)["input_id"]: json.loads(d.body) for d in pull_all(stream, queue)}
+
+
+def collect(stream, queue, at_least, timeout, known=frozenset()):
+    """Read predictions (acking them) until ``at_least`` new distinct input ids arrived."""
+    stream.create_queue(queue)  # the scorer may not have declared it yet
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < at_least and time.monotonic() < deadline:
+        batch = stream.pull_data(queue, max_messages=200, timeout=0.5)
+        for delivery in batch:
+            payload = json.loads(delivery.body)
+            if payload["input_id"] not in known:
+                found[payload["input_id"]] = payload
+        stream.ack(batch)
+    return found
+
+
+def start_scorer(config: Path, name: str) -> subprocess.Popen:
+    return subprocess.Popen([EXE, "stream", name, "--config", str(config), "--batch-size", "5"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
