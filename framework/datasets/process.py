@@ -11,7 +11,7 @@ Fault types (each on one sensor per episode, sizes in multiples of that sensor's
   inside its normal range: only the broken correlation gives it away).
 - ``drift``: a linear ramp from 0 to ``drift_size`` sigmas over the episode (e.g. a fouling sensor); its
   first rows are too small to see, which bounds every detector's ROC-AUC on drift.
-- ``variance``: the noise sigma is multiplied by ``variance_factor``.
+- ``variance``: the noise sigma is multiplied by ``variance_factor`` (``>= 1``).
 - ``stuck``: the sensor freezes at its value at the start of the episode.
 
 >>> train, test = make_process(n_normal=5000, n_test=2000, seed=0)
@@ -31,14 +31,17 @@ __all__ = ["FAULT_TYPES", "make_process"]
 FAULT_TYPES: tuple[str, ...] = ("step", "drift", "variance", "stuck")
 
 
-def _factors(rng: np.random.Generator, n_rows: int, phis: np.ndarray) -> np.ndarray:
-    """Unit-variance AR(1) factors, one column per ``phi``, started from their stationary distribution."""
+def _factors(rng: np.random.Generator, n_rows: int, phis: np.ndarray, last: np.ndarray | None) -> np.ndarray:
+    """Unit-variance AR(1) factors, one column per ``phi``: continued from ``last`` or from the stationary law."""
     columns = []
-    for phi in phis:
+    for i, phi in enumerate(phis):
         shocks = rng.standard_normal(n_rows) * np.sqrt(1.0 - phi**2)
-        shocks[0] = rng.standard_normal()
-        columns.append(lfilter([1.0], [1.0, -phi], shocks))
-    return np.column_stack(columns)
+        if last is None:
+            shocks[0], state = rng.standard_normal(), [0.0]
+        else:
+            state = [phi * last[i]]
+        columns.append(lfilter([1.0], [1.0, -phi], shocks, zi=state)[0])
+    return np.column_stack(columns) if n_rows else np.empty((0, len(phis)))
 
 
 def make_process(
@@ -68,8 +71,8 @@ def make_process(
     faults
         Fault types cycled through in the test data (see ``FAULT_TYPES``); empty gives normal test data.
     seed
-        Everything is drawn from ``numpy.random.default_rng(seed)``; the training data does not depend on
-        ``faults``, ``n_test`` or the fault sizes.
+        Seeds every random draw; the training data does not depend on ``faults``, ``n_test`` or the fault
+        sizes (the test stretch and the faults use their own streams).
     noise
         Measurement noise sigma relative to the factor-driven signal (before each sensor's own scale).
     episode_length, gap_length
@@ -83,8 +86,8 @@ def make_process(
     """
     if unknown := sorted(set(faults) - set(FAULT_TYPES)):
         raise ValueError(f"unknown fault type(s) {unknown}; choose from {', '.join(FAULT_TYPES)}")
-    if n_normal < 1 or n_test < 0 or episode_length < 1 or gap_length < 0:
-        raise ValueError("n_normal and episode_length must be positive; n_test and gap_length not negative")
+    if n_normal < 1 or n_test < 0 or episode_length < 1 or gap_length < 0 or variance_factor < 1:
+        raise ValueError("need n_normal, episode_length >= 1, n_test, gap_length >= 0 and variance_factor >= 1")
     rng = np.random.default_rng(seed)
     names = [f"s{j + 1:02d}" for j in range(n_sensors)]
     directions = rng.standard_normal((n_sensors, n_factors))
@@ -95,16 +98,20 @@ def make_process(
     phis = rng.uniform(0.9, 0.99, n_factors)
     sigma = noise * scales  # noise sigma of each sensor in engineering units
 
-    n_rows = n_normal + n_test
-    signal = _factors(rng, n_rows, phis) @ loadings.T
-    values = offsets + scales * signal + sigma * rng.standard_normal((n_rows, n_sensors))
-    times = pd.date_range(start, periods=n_rows, freq="s")
+    def sensors(stream: np.random.Generator, factors: np.ndarray) -> np.ndarray:
+        return offsets + scales * (factors @ loadings.T) + sigma * stream.standard_normal((len(factors), n_sensors))
 
-    test_values = values[n_normal:]
+    train_factors = _factors(rng, n_normal, phis, None)
+    train_values = sensors(rng, train_factors)
+    test_rng = np.random.default_rng([seed, 1])  # the test stretch has its own stream
+    test_factors = _factors(test_rng, n_test, phis, train_factors[-1])
+    times = pd.date_range(start, periods=n_normal + n_test, freq="s")
+
+    test_values = sensors(test_rng, test_factors)
     fault = np.zeros(n_test, dtype=np.int64)
     fault_type = np.full(n_test, "", dtype=object)
     fault_sensor = np.full(n_test, "", dtype=object)
-    fault_rng = np.random.default_rng([seed, 1])
+    fault_rng = np.random.default_rng([seed, 2])
     period = gap_length + episode_length
     for episode in range(n_test // period if faults else 0):
         kind = faults[episode % len(faults)]
@@ -116,12 +123,14 @@ def make_process(
         elif kind == "drift":
             test_values[rows, j] += drift_size * sigma[j] * ramp
         elif kind == "variance":
-            test_values[rows, j] += (variance_factor - 1.0) * sigma[j] * fault_rng.standard_normal(episode_length)
+            test_values[rows, j] += (
+                np.sqrt(variance_factor**2 - 1.0) * sigma[j] * fault_rng.standard_normal(episode_length)
+            )
         else:  # stuck
             test_values[rows, j] = test_values[rows.start, j]
         fault[rows], fault_type[rows], fault_sensor[rows] = 1, kind, names[j]
 
-    train = pd.DataFrame(values[:n_normal], columns=names)
+    train = pd.DataFrame(train_values, columns=names)
     train.insert(0, "timestamp", times[:n_normal])
     test = pd.DataFrame(test_values, columns=names)
     test.insert(0, "timestamp", times[n_normal:])
