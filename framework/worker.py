@@ -90,6 +90,7 @@ def create_app(settings: CelerySettings) -> Celery:
         result_expires=settings.result_expires,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_redirect_stdouts_level="INFO",
         broker_connection_timeout=settings.connect_timeout,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"confirm_publish": True, "max_retries": 2, "interval_start": 0, "interval_max": 1},

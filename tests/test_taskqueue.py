@@ -166,7 +166,7 @@ def test_bad_jobs_fail_cleanly_and_the_worker_stays_up(worker: Worker, hub: Expe
     unknown = queue.submit_task(
         TRAIN_TASK, {"job_id": "j-unknown", "experiment": "no-such-experiment", "dataset_run_id": "0" * 32}
     )
-    with pytest.raises(JobFailed, match="ExperimentNotFound.*no-such-experiment") as failed:
+    with pytest.raises(JobFailed, match=r"ExperimentNotFound.*no-such-experiment") as failed:
         hub.wait_job(unknown, timeout=JOB_TIMEOUT)
     assert "Traceback" not in str(failed.value)
     info = hub.job(unknown)
@@ -180,7 +180,7 @@ def test_bad_jobs_fail_cleanly_and_the_worker_stays_up(worker: Worker, hub: Expe
     assert hub.job(corrupt).state == "failed"
 
     wrong_args = queue.submit_task(TRAIN_TASK, {"experiment": name})
-    with pytest.raises(JobFailed, match="job_id|dataset_run_id"):
+    with pytest.raises(JobFailed, match=r"job_id|dataset_run_id"):
         hub.wait_job(wrong_args, timeout=JOB_TIMEOUT)
 
     assert worker.alive()
