@@ -199,11 +199,13 @@ class FaultDetectionExperiment(Experiment):
         ``top_share``, ``top_features`` (e.g. ``"s03:0.62,s07:0.11,s01:0.05"``), and ``t2``, ``spe`` for PCA.
         """
         columns, order, _ = self._scored(df)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        return pd.DataFrame({name: values[inverse] for name, values in columns.items()}, index=df.index)
+        if isinstance(order, np.ndarray):  # back to the input order
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            columns = {name: values[inverse] for name, values in columns.items()}
+        return pd.DataFrame(columns, index=df.index)
 
-    def _scored(self, df: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    def _scored(self, df: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray | slice, np.ndarray]:
         """Output columns in time order, that order, and the shares matrix (time order)."""
         self.check_is_fitted()
         self._check_frame(df)
@@ -393,18 +395,19 @@ class FaultDetectionExperiment(Experiment):
         return rate, limit, len(second)
 
     # -------------------------------------------------------------- helpers
-    def _times(self, df: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray]:
-        """Parsed timestamps (input order) or None, and the stable time order of the rows."""
+    def _times(self, df: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | slice]:
+        """Parsed timestamps (input order) or None, and the stable time order of the rows (a no-op slice when
+        they are in order already, so that indexing with it copies nothing)."""
         column = self.spec.timestamp
         if not column:
-            return None, np.arange(len(df))
+            return None, slice(None)
         if column not in df.columns:
             raise DataValidationError("timestamp column is missing", field=column)
         times = coerce_timestamps(df[column], column).to_numpy()
-        order = np.argsort(times, kind="stable")
-        if not np.all(order[1:] > order[:-1]):
-            logger.info("rows were not in time order; sorted them by %r", column)
-        return times, order
+        if np.all(times[1:] >= times[:-1]):
+            return times, slice(None)
+        logger.info("rows were not in time order; sorted them by %r", column)
+        return times, np.argsort(times, kind="stable")
 
     def _values(self, df: pd.DataFrame, features: list[str]) -> np.ndarray:
         X = self.numeric_frame(df, features).to_numpy(dtype=np.float64)

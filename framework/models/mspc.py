@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
-from framework.errors import ConfigError
+from framework.errors import ConfigError, DataValidationError
 
 __all__ = ["PCAMSPC", "DetectorScores", "contribution_shares", "lagged"]
 
@@ -129,11 +128,13 @@ class PCAMSPC:
 
     def fit(self, X: np.ndarray) -> PCAMSPC:
         """Learn the loadings, eigenvalues and control limits from normal data ``X`` (standardized)."""
+        from scipy import stats  # lazy: scipy.stats is slow to import
+
         self.check_params()
         Z = lagged(np.asarray(X, dtype=np.float64), self.lags)[self.lags :]
         n, m = Z.shape
         if n < 3:
-            raise ConfigError(f"needs more than {self.lags + 2} rows to fit", field="model.params.lags")
+            raise DataValidationError(f"need more than {self.lags + 2} rows to fit with lags={self.lags}", field="data")
         self.n_features_in_ = X.shape[1]
         self.mean_ = Z.mean(axis=0)
         Zc = Z - self.mean_
@@ -154,7 +155,7 @@ class PCAMSPC:
 
         level = 1.0 - self.alpha
         self.t2_limit_ = float(a * (n - 1) * (n + 1) / (n * (n - a)) * stats.f.ppf(level, a, n - a))
-        self.spe_limit_ = self._spe_limit(theta1, theta2, theta3, level)
+        self.spe_limit_ = self._spe_limit(stats, theta1, theta2, theta3, level)
         tau2, delta2 = self.t2_limit_, self.spe_limit_
         tr1 = a / tau2 + theta1 / delta2
         tr2 = a / tau2**2 + theta2 / delta2**2
@@ -167,7 +168,7 @@ class PCAMSPC:
         self.limit_ = {"t2": tau2, "spe": delta2, "combined": self.combined_limit_}[self.statistic]
         return self
 
-    def _spe_limit(self, theta1: float, theta2: float, theta3: float, level: float) -> float:
+    def _spe_limit(self, stats: Any, theta1: float, theta2: float, theta3: float, level: float) -> float:
         if theta1 <= _TINY or theta2 <= _TINY:
             return _TINY
         if self.spe_limit == "box":
