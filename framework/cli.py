@@ -85,7 +85,7 @@ def plugins_command(json_out: JsonOption = False) -> None:
 
     rows = list_plugins()
     if json_out:
-        console.print_json(json.dumps(rows))
+        print_json(rows)
         return
     table = Table(title="ExperimentHub plugins")
     for column in ("type", "name", "target", "source"):
@@ -102,7 +102,7 @@ def health_command(config: ConfigOption = None, json_out: JsonOption = False) ->
     with hub:
         report = hub.check_plugin_health()
     if json_out:
-        console.print_json(json.dumps(report, default=str))
+        print_json(report)
     else:
         render_health(report)
     if not report or not all(entry["healthy"] for entry in report.values()):
@@ -120,7 +120,8 @@ def hub_call(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+    """Plain JSON on stdout (no wrapping or colour), for scripts."""
+    typer.echo(json.dumps(data, default=str, indent=2))
 
 
 def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
@@ -212,7 +213,7 @@ def predict_command(
         (result.to_parquet if out.suffix == ".parquet" else result.to_csv)(out, index=False)
         errors.print(f"wrote {len(result)} predictions to {out}")
     if json_out:
-        console.print(result.to_json(orient="records", date_format="iso"))
+        typer.echo(result.to_json(orient="records", date_format="iso"))
     elif out is None:
         table = Table(title=f"{name}: {len(result)} predictions (first 20)")
         for column in result.columns:
@@ -332,7 +333,7 @@ def demo_command(json_out: JsonOption = False) -> None:
 
     results = run_demo(errors if json_out else console)
     if json_out:
-        console.print(results_json(results))
+        typer.echo(results_json(results))
     if results["stream"]["missing_predictions"]:
         raise typer.Exit(1)
 

@@ -103,13 +103,15 @@ def run_demo(console: Console) -> dict[str, Any]:
 
 def _stream(hub: ExperimentHub, test: pd.DataFrame, progress: Progress) -> dict[str, Any]:
     """Publish the test data (plus one malformed message), score it with the stream scorer, read it back."""
+    from framework.plugins.datastream import DEAD_LETTER_SUFFIX, OutgoingMessage
+
     stream = hub.get_plugin("datastream")
     for queue in (input_queue(FAULT_EXPERIMENT), prediction_queue(FAULT_EXPERIMENT)):
         stream.create_queue(queue)
         stream.flush_queue(queue)
+        stream.flush_queue(queue + DEAD_LETTER_SUFFIX)
     records = test.drop(columns=["fault", "fault_type"])
     ids = hub.publish_records(FAULT_EXPERIMENT, records, batch_size=MESSAGE_RECORDS)
-    from framework.plugins.datastream import OutgoingMessage
 
     stream.publish(
         input_queue(FAULT_EXPERIMENT),
@@ -127,7 +129,12 @@ def _stream(hub: ExperimentHub, test: pd.DataFrame, progress: Progress) -> dict[
     started = time.perf_counter()
     seen: dict[str, pd.DataFrame] = {}
     deadline = time.monotonic() + 120
-    while len(seen) < len(ids) and time.monotonic() < deadline:
+    dead_letter = input_queue(FAULT_EXPERIMENT) + DEAD_LETTER_SUFFIX
+
+    def pending() -> bool:  # predictions still missing, or the malformed message not yet dead-lettered
+        return len(seen) < len(ids) or stream.queue_depth(dead_letter) < 1
+
+    while pending() and time.monotonic() < deadline:
         deliveries = stream.pull_data(prediction_queue(FAULT_EXPERIMENT), max_messages=200, timeout=0.5)
         for delivery in deliveries:
             message_id, frame = decode_records(delivery.body)
