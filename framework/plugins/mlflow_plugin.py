@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "champion"
 _TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|pwd|token|secret|api[_-]?key|credential)")
+_SECRET_KEY = re.compile(r"(?i)(^|[_.-])(password|passwd|pwd|token|secret|api[_-]?key|credentials?)($|[_.-])")
 _RUNS_SOURCE = re.compile(r"^runs:/(?P<run_id>[0-9a-zA-Z]+)/(?P<path>.+)$")
 _MODEL_REQUIREMENTS = ("mlflow", "cloudpickle", "pandas", "numpy", "scikit-learn")
 
@@ -153,8 +153,6 @@ def _is_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(seen, MlflowException) and seen.error_code == "TEMPORARILY_UNAVAILABLE":
             return True
-        if isinstance(seen, MlflowException) and "API request to" in seen.message and "failed" in seen.message:
-            return True
         seen = seen.__cause__ or seen.__context__
     return False
 
@@ -195,7 +193,8 @@ class MLflowPlugin(MLOpsPlugin):
     request_timeout:
         Read timeout (s) of each MLflow HTTP request made by this plugin.
     max_retries, backoff_factor:
-        Retries of a failed MLflow HTTP request (MLflow's own default stalls about four minutes).
+        Retries of a failed MLflow HTTP request (MLflow's own default stalls about four minutes). These three
+        settings replace ``MLFLOW_HTTP_REQUEST_*`` for this plugin's calls only.
     health_timeout:
         Deadline (s) of ``health_check`` and of the probe in ``initialize``; also the HTTP connect timeout.
     """
@@ -221,6 +220,12 @@ class MLflowPlugin(MLOpsPlugin):
         if scheme not in ("http", "https", "sqlite"):
             raise PluginError(
                 f"mlflow_uri must start with http://, https:// or sqlite:///, got {redact(mlflow_uri)!r}",
+                plugin_type="mlops",
+            )
+        if not (request_timeout > 0 and health_timeout > 0 and backoff_factor >= 0 and 0 <= max_retries <= 10):
+            raise PluginError(
+                "MLflowPlugin needs request_timeout > 0, health_timeout > 0, backoff_factor >= 0 and "
+                f"0 <= max_retries <= 10; got {request_timeout}, {health_timeout}, {backoff_factor}, {max_retries}",
                 plugin_type="mlops",
             )
         if kwargs:
