@@ -87,6 +87,19 @@ class FaultDetectionExperiment(Experiment):
         A mapping validated into ``FaultDetectionSpec``: ``model`` (``{"name": "pca"}`` by default; see
         ``framework.models.detectors.DETECTORS``), ``features``, ``timestamp``, ``label``, ``threshold``.
 
+    Attributes
+    ----------
+    metrics_ : dict[str, float]
+        Set by ``fit``: ``n_train_rows`` (complete rows), ``n_fit_rows``, ``n_holdout_rows``, ``n_features``,
+        ``threshold``, ``target_false_alarm_rate``, ``holdout_false_alarm_rate`` (alarms on the hold-out, after
+        persistence), ``validation_false_alarm_rate`` (see ``validate``); for PCA also ``n_components``,
+        ``explained_variance_ratio``, ``t2_limit``, ``spe_limit``, ``theoretical_threshold`` (the statistic's
+        limit at ``alpha``) and ``theoretical_false_alarm_rate`` (its exceedance rate on the hold-out).
+    features_in_, center_, scale_, median_, threshold_, detector_
+        Features kept, the scaler, the medians that fill gaps in ``predict``, the threshold, the detector.
+    preview_, correlation_
+        The last (at most 2000) hold-out rows and the training correlation matrix, for ``figures()``.
+
     Examples
     --------
     >>> from framework.datasets.process import make_process
