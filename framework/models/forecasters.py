@@ -282,7 +282,7 @@ class ARIMA(_StatsForecastModel):
             "max_q": Param(2, (int,), minimum=0),
             "max_P": Param(1, (int,), minimum=0),
             "max_Q": Param(1, (int,), minimum=0),
-            "nmodels": Param(12, (int,), minimum=1),
+            "nmodels": Param(10, (int,), minimum=1),
             "seasonal": Param(True, (bool,)),
         }
     )
