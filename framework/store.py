@@ -222,6 +222,7 @@ class ExperimentStore:
         if version is not None:
             found = next((v for v in self.mlops.list_versions(name) if v.version == int(version)), None)
             if found is None:
+                self.get(name)
                 raise ExperimentNotFound(f"experiment {name!r} has no model version {version}")
             return found
         if alias is not None:
@@ -234,6 +235,7 @@ class ExperimentStore:
             return champion
         versions = self.mlops.list_versions(name)
         if not versions:
+            self.get(name)  # an unknown experiment says so
             raise ExperimentNotFound(f"experiment {name!r} has no trained model yet; train it first")
         log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
         return versions[0]

@@ -1,0 +1,89 @@
+"""The command line as a person uses it: real subprocesses on the embedded default (no servers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).with_name("experimenthub"))
+
+
+def run(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={"EXPERIMENTHUB_HOME": str(home), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    from framework.datasets.process import make_process
+
+    train, test = make_process(n_normal=1500, n_test=400, seed=5)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.drop(columns=["fault", "fault_type"]).to_parquet(tmp_path / "live.parquet")
+    (tmp_path / "spec.yaml").write_text("model: {name: pca}\ntimestamp: timestamp\n")
+    return tmp_path
+
+
+def test_health_and_plugins_on_the_embedded_default(workdir):
+    home = workdir / "home"
+    health = run("health", "--json", home=home, cwd=workdir)
+    assert health.returncode == 0, health.stderr
+    report = json.loads(health.stdout)
+    assert report["mlops"]["healthy"] and report["datastream"]["healthy"]
+    assert str(home) in report["mlops"]["details"]["uri"]
+    plugins = json.loads(run("plugins", "--json", home=home, cwd=workdir).stdout)
+    assert {(p["type"], p["name"]) for p in plugins} >= {("mlops", "mlflow"), ("datastream", "local"),
+                                                         ("datastream", "rabbitmq"), ("taskqueue", "celery")}
+
+
+def test_health_exits_1_when_a_plugin_is_down(workdir):
+    config = workdir / "down.yaml"
+    config.write_text('version: "1.0"\nplugins:\n  datastream: {type: rabbitmq, config: {host: 127.0.0.1, '
+                      'port: 1, username: u, password: "pw-not-shown", connect_timeout: 1}}\n')
+    result = run("health", "--config", str(config), home=workdir / "home", cwd=workdir)
+    assert result.returncode == 2  # the plugin cannot even initialize: a one-line error, no traceback
+    assert "datastream" in result.stderr and "Traceback" not in result.stderr
+    assert "pw-not-shown" not in result.stderr + result.stdout
+
+
+def test_train_predict_list_show_promote(workdir):
+    home = workdir / "home"
+    trained = run("train", "pump", "--type", "fault_detection", "--spec", "spec.yaml", "--data", "train.csv",
+                  "--json", home=home, cwd=workdir)
+    assert trained.returncode == 0, trained.stderr
+    job = json.loads(trained.stdout)
+    assert job["state"] == "succeeded" and job["result"]["version"] == 1
+    predicted = run("predict", "pump", "--data", "live.parquet", "--out", "scores.csv", "--version", "1",
+                    home=home, cwd=workdir)
+    assert predicted.returncode == 0, predicted.stderr
+    import pandas as pd
+
+    scores = pd.read_csv(workdir / "scores.csv")
+    assert len(scores) == 400 and {"score", "threshold", "is_anomaly"} <= set(scores.columns)
+    listed = json.loads(run("experiments", "list", "--json", home=home, cwd=workdir).stdout)
+    assert [e["name"] for e in listed] == ["pump"]
+    shown = json.loads(run("experiments", "show", "pump", "--json", home=home, cwd=workdir).stdout)
+    assert shown["type"] == "fault_detection" and [v["version"] for v in shown["versions"]] == [1]
+    promoted = run("promote", "pump", "1", home=home, cwd=workdir)
+    assert promoted.returncode == 0 and "champion" in promoted.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("predict", "nope", "--data", "live.parquet"), "no experiment named 'nope'"),
+        (("train", "x", "--type", "fault_detection", "--data", "missing.csv"), "file not found"),
+        (("train", "x", "--type", "weather", "--data", "train.csv"), "unknown or disabled experiment type"),
+        (("jobs", "0123"), "no job '0123'"),
+    ],
+    ids=["unknown-experiment", "missing-file", "unknown-type", "unknown-job"],
+)
+def test_errors_are_one_line_with_nonzero_exit(workdir, args, fragment):
+    result = run(*args, home=workdir / "home", cwd=workdir)
+    assert result.returncode != 0
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
