@@ -90,6 +90,8 @@ def run_server(args: list[str], workdir: Path, env: dict[str, str] | None = None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    log_text = log_path.read_text(errors="replace")
+    assert "unhandled error" not in log_text and "Traceback" not in log_text, log_text[-4000:]
 
 
 @pytest.fixture(scope="module")
