@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pyarrow import ArrowException as ArrowError
 
-from framework.errors import ConflictError, ExperimentNotFound
+from framework.errors import ConflictError, DataValidationError, ExperimentNotFound
 from framework.Experiment import Experiment, Validation
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
@@ -205,7 +206,10 @@ class ExperimentStore:
     def _log_frame(self, run_id: str, data: pd.DataFrame, artifact: str) -> None:
         with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
             path = Path(tmp) / Path(artifact).name
-            data.to_parquet(path, index=False)
+            try:
+                data.to_parquet(path, index=False)
+            except (ValueError, TypeError, UnicodeError, ArrowError) as exc:  # mixed types, unencodable text
+                raise DataValidationError(f"cannot store the data as Parquet: {exc}", field="data") from None
             self.mlops.log_artifact(run_id, path, str(Path(artifact).parent))
 
     def _read_frame(self, run_id: str, artifact: str) -> pd.DataFrame:

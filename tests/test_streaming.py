@@ -50,22 +50,30 @@ def process():
     return make_process(n_normal=1500, n_test=1000, seed=11)
 
 
-@pytest.fixture(params=["rabbitmq", "local"])
-def trained(request, tmp_path, process):
+def open_trained(transport: str, tmp_path: Path, process):
     """A hub with a trained fault-detection experiment under a unique name; queues removed afterwards."""
-    if request.param == "rabbitmq":
+    if transport == "rabbitmq":
         require_service("rabbitmq")
     home = tmp_path / "home"
-    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, request.param)))
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, transport)))
     name = f"pump-{uuid.uuid4().hex[:8]}"
     hub.create_experiment(name, "fault_detection", SPEC)
     hub.train(name, process[0])
-    yield hub, name, request.param, home
+    yield hub, name, transport, home
     stream = hub.get_plugin("datastream")
     for queue in (input_queue(name), prediction_queue(name)):
-        if hasattr(stream, "delete_queue"):
-            stream.delete_queue(queue)
+        stream.delete_queue(queue)
     hub.shutdown()
+
+
+@pytest.fixture(params=["rabbitmq", "local"])
+def trained(request, tmp_path, process):
+    yield from open_trained(request.param, tmp_path, process)
+
+
+@pytest.fixture
+def trained_rabbitmq(tmp_path, process):
+    yield from open_trained("rabbitmq", tmp_path, process)
 
 
 def test_stream_scores_every_message_and_skips_bad_ones(trained, process):
@@ -112,10 +120,8 @@ def test_competing_consumers_share_the_queue(trained, process):
     assert sum(s.messages for s in stats) >= len(ids)
 
 
-def test_independent_pika_client_round_trip(trained, process):
-    hub, name, transport, _ = trained
-    if transport != "rabbitmq":
-        pytest.skip("pika talks to RabbitMQ only")
+def test_independent_pika_client_round_trip(trained_rabbitmq, process):
+    hub, name, _, _ = trained_rabbitmq
     hub.get_plugin("datastream").create_queue(input_queue(name))
     hub.get_plugin("datastream").create_queue(prediction_queue(name))
     test = process[1].drop(columns=["fault", "fault_type"]).head(300)
@@ -168,10 +174,8 @@ def test_kill_9_mid_batch_then_restart_loses_nothing(trained, process, tmp_path)
 
 
 @pytest.mark.slow
-def test_reconnects_after_broker_restart(trained, process):
-    hub, name, transport, _ = trained
-    if transport != "rabbitmq":
-        pytest.skip("broker restart applies to RabbitMQ")
+def test_reconnects_after_broker_restart(trained_rabbitmq, process):
+    hub, name, _, _ = trained_rabbitmq
     test = process[1].drop(columns=["fault", "fault_type"])
     first = hub.publish_records(name, test.iloc[:500], batch_size=10)
     stop = threading.Event()
