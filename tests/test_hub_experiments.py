@@ -260,3 +260,22 @@ def test_bad_data_names_the_column(open_hub, process, make_bad, field, fragment)
         assert info.value.field == field
     assert fragment in str(info.value)
     assert hub.versions(name) == []
+
+
+def test_versions_carry_the_champion_alias(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    for _ in range(2):
+        hub.train(name, pd.DataFrame({"x": [1.0, 2.0]}))
+    assert [(v.version, v.aliases) for v in hub.versions(name)] == [(2, ("champion",)), (1, ())]
+    hub.promote(name, 1)
+    assert [(v.version, v.aliases) for v in hub.versions(name)] == [(2, ()), (1, ("champion",))]
+
+
+def test_plugin_config_typos_are_refused():
+    from framework.errors import PluginError
+    from framework.plugins.registry import build_plugin
+
+    with pytest.raises(PluginError, match=r"unknown config key\(s\) mlflow_url\. Did you mean 'mlflow_uri'"):
+        build_plugin("mlops", "mlflow", {"mlflow_url": "sqlite:///x.db"})

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,32 @@ def _install_settings_hook() -> None:
 
 
 # --- the pyfunc wrapper -------------------------------------------------------------------------------------------
+
+
+class _ExpectedMlflowNoise(logging.Filter):
+    """Drops MLflow messages this plugin causes on purpose (documented above), and schema-migration chatter."""
+
+    EXPECTED = (
+        "causes it to be serialized using CloudPickle",
+        "Failed to infer model signature",
+        "Creating initial MLflow database tables",
+        "Updating database tables",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in self.EXPECTED)
+
+
+_NOISE_FILTER = _ExpectedMlflowNoise()
+
+
+def _quiet_expected_mlflow_messages() -> None:
+    """Install the filter once on the loggers that emit those messages."""
+    for name in ("mlflow.pyfunc", "mlflow.models.signature", "mlflow.store.db.utils"):
+        logger = logging.getLogger(name)
+        if _NOISE_FILTER not in logger.filters:
+            logger.addFilter(_NOISE_FILTER)
 
 
 class PyfuncModelWrapper(mlflow.pyfunc.PythonModel):
@@ -210,7 +236,6 @@ class MLflowPlugin(MLOpsPlugin):
         max_retries: int = 2,
         backoff_factor: float = 1.0,
         health_timeout: float = 3.0,
-        **kwargs: Any,
     ) -> None:
         if mlflow_uri is None:
             from framework.config import state_dir
@@ -228,8 +253,6 @@ class MLflowPlugin(MLOpsPlugin):
                 f"0 <= max_retries <= 10; got {request_timeout}, {health_timeout}, {backoff_factor}, {max_retries}",
                 plugin_type="mlops",
             )
-        if kwargs:
-            log.warning("MLflowPlugin ignores unknown setting(s): %s", ", ".join(sorted(kwargs)))
         self.mlflow_uri = mlflow_uri
         self.registry_uri = registry_uri
         self.request_timeout = request_timeout
@@ -266,6 +289,7 @@ class MLflowPlugin(MLOpsPlugin):
         if self._client is not None:
             return
         _install_settings_hook()
+        _quiet_expected_mlflow_messages()
         if self.is_server:
             reachable, details = self._probe_server()
             if not reachable:
@@ -669,7 +693,15 @@ class MLflowPlugin(MLOpsPlugin):
                 token = page.token
                 if not token:
                     break
-        return sorted((self._version(v) for v in versions), key=lambda v: v.version, reverse=True)
+            aliases: dict[int, list[str]] = {}
+            if versions:  # search_model_versions leaves aliases empty; the registered model has them
+                for alias, number in (client.get_registered_model(name).aliases or {}).items():
+                    aliases.setdefault(int(number), []).append(alias)
+        return sorted(
+            (replace(self._version(v), aliases=tuple(sorted(aliases.get(int(v.version), [])))) for v in versions),
+            key=lambda v: v.version,
+            reverse=True,
+        )
 
     def load_model(self, name: str, version: int | None = None, alias: str | None = None) -> Any:
         """Load the object logged by ``log_model`` for a version or an alias (default: ``champion``).
