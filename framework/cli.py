@@ -150,7 +150,8 @@ def train_command(
 
     with open_hub(config) as hub:
         if type_ is not None:
-            spec_data = load_spec_file(spec) if spec else {}
+            spec_model = hub_call(hub.experiment_class, type_).spec_model
+            spec_data = load_spec_file(spec, spec_model) if spec else {}
             hub_call(hub.create_experiment, name, type_, spec_data, exist_ok=True)
         job_id = hub_call(hub.submit_training, name, data)
         if not wait:
@@ -185,16 +186,12 @@ def train_command(
         raise typer.Exit(1)
 
 
-def load_spec_file(path: Path) -> dict[str, Any]:
-    import yaml
+def load_spec_file(path: Path, spec_model: Any) -> dict[str, Any]:
+    """Read and validate a YAML spec; errors name the file, line and field."""
+    from framework.config import load_yaml_model
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise fail(f"{path}: cannot read spec: {exc}") from None
-    if not isinstance(data, dict):
-        raise fail(f"{path}: a spec must be a mapping")
-    return data
+    spec = hub_call(load_yaml_model, spec_model, path)
+    return spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 @app.command("predict")
