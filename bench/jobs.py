@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from framework.config import HubConfig, parse_yaml_model
 from framework.datasets.process import make_process
+from framework.devservices import port_open, throwaway_mlflow_server
 from framework.ExperimentHub import ExperimentHub
 
 BIN = Path(sys.executable).parent
@@ -55,20 +53,6 @@ experiments:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 def stop(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -81,50 +65,10 @@ def stop(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
 
 @contextmanager
 def mlflow_server(root: Path) -> Iterator[str]:
-    """An ``mlflow server`` on a free port; PostgreSQL backend when available, else SQLite."""
-    database = None
-    if port_open(5432):
-        import psycopg2
-
-        database = f"ehub_bench_{uuid.uuid4().hex[:10]}"
-        backend = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
-        _pg(f'CREATE DATABASE "{database}"', psycopg2)
-    else:
-        backend = f"sqlite:///{root / 'mlflow.db'}"
-    port = free_port()
-    command = [str(BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--backend-store-uri", backend, "--serve-artifacts", "--artifacts-destination", str(root / "art")]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with (root / "mlflow.log").open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        wait(lambda: _healthy(uri), 90, f"mlflow server (log: {root / 'mlflow.log'})")
-        print(f"mlflow server {uri} on {backend.split(':')[0]}")
-        yield uri
-    finally:
-        stop(process)
-        if database:
-            import psycopg2
-
-            _pg(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', psycopg2)
-
-
-def _pg(statement: str, psycopg2) -> None:
-    conn = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        return httpx.get(f"{uri}/health", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+    """An ``mlflow server`` on a free port; PostgreSQL backend when available, else SQLite. Yields its URI."""
+    with throwaway_mlflow_server(root / "mlflow", timeout=90) as server:
+        print(f"mlflow server {server.uri} on {server.backend_uri.split(':')[0]}")
+        yield server.uri
 
 
 def wait(condition, timeout: float, what: str) -> None:

@@ -19,93 +19,20 @@ Target: the plugin costs at most 1.2x raw ``log_batch``.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from framework.devservices import throwaway_mlflow_server
 from framework.plugins.mlflow_plugin import MLflowPlugin
 
 METRICS = 1000
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pg_admin(statement: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
-@contextmanager
-def mlflow_server(folder: Path, backend: str) -> Iterator[str]:
-    """Run ``mlflow server`` on a free port with a SQLite or throwaway PostgreSQL backend; yield its URI."""
-    database = f"ehub_bench_{uuid.uuid4().hex[:10]}"
-    if backend == "postgres":
-        pg_admin(f'CREATE DATABASE "{database}"')
-        store = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
-    else:
-        store = f"sqlite:///{folder / 'server.db'}"
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--workers",
-        "1",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        store,
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(folder / "server-artifacts"),
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with (folder / "server.log").open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start; see {folder / 'server.log'}")
-            try:
-                if httpx.get(f"{uri}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        yield uri
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        if backend == "postgres":
-            pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def timed(call: Callable[[], None]) -> float:
@@ -174,8 +101,8 @@ def main() -> None:
         results["sqlite"] = measure(
             f"sqlite:///{folder / 'embedded' / 'mlflow.db'}", args.repeats, args.per_call_repeats
         )
-        with mlflow_server(folder, args.server_backend) as uri:
-            results[f"server({args.server_backend})"] = measure(uri, args.repeats, args.per_call_repeats)
+        with throwaway_mlflow_server(folder / "server", args.server_backend, timeout=90) as server:
+            results[f"server({args.server_backend})"] = measure(server.uri, args.repeats, args.per_call_repeats)
 
     print(f"\n{METRICS} metrics per call, median seconds; ratios against raw MlflowClient.log_batch")
     print(f"{'backend':<18}{'plugin s':>10}{'raw s':>10}{'per-call s':>12}{'plugin/raw':>12}{'per-call/raw':>14}")
