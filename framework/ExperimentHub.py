@@ -337,6 +337,25 @@ class ExperimentHub:
                 return JobInfo(job_id, state, error=str(exc))
         return JobInfo(job_id, state)
 
+    def training_history(self, name: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent trainings (jobs included) from the store, newest first: one dict per run."""
+        names = [name] if name is not None else [info.name for info in self.experiments()]
+        rows = []
+        for experiment in names:
+            for run in self.store.training_runs(experiment, limit):
+                rows.append(
+                    {
+                        "experiment": experiment,
+                        "run_id": run.run_id,
+                        "status": run.status,
+                        "job_id": run.tags.get("experimenthub.job_id"),
+                        "version": run.tags.get("experimenthub.model_version"),
+                        "promoted": run.tags.get("experimenthub.promoted") == "true",
+                        "started": run.start_time,
+                    }
+                )
+        return sorted(rows, key=lambda row: row["started"] or 0, reverse=True)[:limit]
+
     def wait_job(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the job ends; return its result or raise ``JobFailed``."""
         return self.jobs_backend.get_result(job_id, timeout=timeout)

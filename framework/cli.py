@@ -264,10 +264,36 @@ def promote_command(name: str, version: int, config: ConfigOption = None) -> Non
 
 
 @app.command("jobs")
-def jobs_command(job_id: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
-    """The state of a training job (with the task queue enabled, jobs outlive this process)."""
+def jobs_command(
+    job_id: Annotated[str | None, typer.Argument(help="a job id; without it, list recent trainings")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="only this experiment")] = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """A job's state, or the recent trainings and jobs recorded in the store."""
     with open_hub(config) as hub:
-        info = hub_call(hub.job, job_id)
+        if job_id is None:
+            rows = hub_call(hub.training_history, experiment)
+        else:
+            info = hub_call(hub.job, job_id)
+    if job_id is None:
+        if json_out:
+            print_json(rows)
+            return
+        table = Table(title="Recent trainings")
+        for column in ("experiment", "version", "status", "champion", "job", "run"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                row["experiment"],
+                str(row["version"] or "-"),
+                row["status"],
+                "moved" if row["promoted"] else "-",
+                row["job_id"] or "-",
+                row["run_id"],
+            )
+        console.print(table)
+        return
     if json_out:
         print_json(info.to_dict())
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ TAG_JOB = "experimenthub.job_id"
 TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
 TRAIN_DATA = "data/train.parquet"
+JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DATASET = "data/dataset.parquet"
 
 
@@ -171,6 +173,8 @@ class ExperimentStore:
 
     def find_job_run(self, name: str, job_id: str) -> RunRecord | None:
         """The newest training run of ``job_id``, if any."""
+        if not JOB_ID.fullmatch(job_id):
+            raise DataValidationError("job ids are 1-64 letters, digits, '_', '.' or '-'", field="job_id")
         runs = self.mlops.search_runs(
             name,
             filter_string=f"tags.`{TAG_JOB}` = '{job_id}' and tags.`{TAG_KIND}` = 'train'",
@@ -178,6 +182,15 @@ class ExperimentStore:
             order_by=["attributes.start_time DESC"],
         )
         return runs[0] if runs else None
+
+    def training_runs(self, name: str, limit: int = 20) -> list[RunRecord]:
+        """The newest training runs of ``name`` (jobs and direct trainings), newest first."""
+        return self.mlops.search_runs(
+            name,
+            filter_string=f"tags.`{TAG_KIND}` = 'train'",
+            max_results=limit,
+            order_by=["attributes.start_time DESC"],
+        )
 
     def training_data(self, name: str, version: int | None = None) -> pd.DataFrame:
         """The training snapshot of ``version`` (default: the newest version)."""
