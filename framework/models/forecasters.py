@@ -146,7 +146,7 @@ class Forecaster(ABC):
         self._validate()
         if self.needs and importlib.util.find_spec(self.needs) is None:
             raise ConfigError(
-                f"model {self.name!r} needs {self.needs}, not installed: pip install 'experimenthub[forecast]'",
+                f"model {self.name!r} needs {self.needs}, not installed: pip install {self.needs}",
                 field="model.name",
             )
 
