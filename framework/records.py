@@ -25,9 +25,11 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "RECORDS_SCHEMA",
     "DataInput",
+    "decode_message",
     "decode_records",
     "encode_records",
     "load_frame",
+    "uniform_keys",
 ]
 
 RECORDS_SCHEMA = "experimenthub.records/1"
@@ -85,17 +87,21 @@ def _envelope_records(message: Mapping[str, Any]) -> Any:
     return message["records"]
 
 
-def _records_frame(records: Any) -> pd.DataFrame:
+def _check_records(records: Any) -> list[Mapping[str, Any]]:
     if not isinstance(records, list):
         raise DataValidationError("records must be a list of objects", field="records")
     if records and not all(isinstance(r, Mapping) for r in records):
         index = next(i for i, r in enumerate(records) if not isinstance(r, Mapping))
         raise DataValidationError(f"record {index} is not an object", field=f"records.{index}")
-    return pd.DataFrame.from_records(records)
+    return records
 
 
-def decode_records(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str | None, pd.DataFrame]:
-    """Decode one message body into ``(message_id or None, DataFrame)``; a bad body raises with the reason."""
+def _records_frame(records: Any) -> pd.DataFrame:
+    return pd.DataFrame.from_records(_check_records(records))
+
+
+def decode_message(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str | None, list[Mapping]]:
+    """Decode one message body into ``(message_id or None, records)``; a bad body raises with the reason."""
     size = len(body)
     if size > max_bytes:
         raise DataValidationError(f"message of {size} bytes exceeds the limit of {max_bytes}", field="body")
@@ -105,11 +111,25 @@ def decode_records(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tup
         raise DataValidationError(f"not JSON: {exc}", field="body") from None
     if isinstance(payload, Mapping):
         message_id = payload.get("id")
-        frame = _records_frame(_envelope_records(payload))
-        return (str(message_id) if message_id is not None else None), frame
+        records = _check_records(_envelope_records(payload))
+        return (str(message_id) if message_id is not None else None), records
     if isinstance(payload, list):
-        return None, _records_frame(payload)
+        return None, _check_records(payload)
     raise DataValidationError("expected an envelope object or a list of records", field="body")
+
+
+def decode_records(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str | None, pd.DataFrame]:
+    """Decode one message body into ``(message_id or None, DataFrame)``; a bad body raises with the reason."""
+    message_id, records = decode_message(body, max_bytes)
+    return message_id, pd.DataFrame.from_records(records)
+
+
+def uniform_keys(records: list[Mapping[str, Any]]) -> frozenset[str] | None:
+    """The key set shared by every record, or None when records differ (or there are none)."""
+    if not records:
+        return None
+    keys = records[0].keys()
+    return frozenset(keys) if all(r.keys() == keys for r in records) else None
 
 
 def encode_records(frame: pd.DataFrame, *, message_id: str | None = None, **extra: Any) -> bytes:

@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +32,7 @@ import pandas as pd
 
 from framework.errors import DataValidationError, HubError, redact
 from framework.plugins.datastream import DEAD_LETTER_SUFFIX, Delivery, OutgoingMessage
-from framework.records import MAX_MESSAGE_BYTES, decode_records, encode_records
+from framework.records import MAX_MESSAGE_BYTES, decode_message, encode_records, uniform_keys
 
 if TYPE_CHECKING:
     from framework.ExperimentHub import ExperimentHub
@@ -74,7 +76,12 @@ class StreamStats:
 class _Decoded:
     delivery: Delivery
     message_id: str
-    frame: pd.DataFrame
+    records: list
+    keys: frozenset[str] | None = None  # shared by all its records, else None
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.records)
 
 
 class StreamScorer:
@@ -137,7 +144,7 @@ class StreamScorer:
                 scored = self._score(good)
                 self._publish_predictions(scored)
                 self.stream.ack([item.delivery for item, _ in scored])
-                self._after_batch([item.frame for item, _ in scored], [p for _, p in scored])
+                self._after_batch(scored)
         except Exception as exc:
             log.error(
                 "batch of %d message(s) failed and goes back to the queue: %s",
@@ -158,11 +165,12 @@ class StreamScorer:
         good, bad = [], []
         for delivery in deliveries:
             try:
-                message_id, frame = decode_records(delivery.body, self.max_message_bytes)
+                message_id, records = decode_message(delivery.body, self.max_message_bytes)
             except DataValidationError as exc:
                 bad.append((delivery, exc))
                 continue
-            good.append(_Decoded(delivery, message_id or delivery.message_id or _fallback_id(delivery), frame))
+            message_id = message_id or delivery.message_id or _fallback_id(delivery)
+            good.append(_Decoded(delivery, message_id, records, uniform_keys(records)))
         self.stats.messages += len(deliveries)
         self._dead_letter(bad)
         return good
@@ -185,11 +193,15 @@ class StreamScorer:
     def _predict_together(self, items: list[_Decoded]) -> list[tuple[_Decoded, pd.DataFrame]]:
         if len(items) == 1:
             return [(items[0], self._model.predict(items[0].frame))]
-        frame = pd.concat([item.frame for item in items], ignore_index=True)
+        if items[0].keys is not None and all(item.keys == items[0].keys for item in items):
+            # one frame for the whole batch: every message has the same columns, so none is filled with NaN
+            frame = pd.DataFrame.from_records(list(chain.from_iterable(item.records for item in items)))
+        else:
+            frame = pd.concat([item.frame for item in items], ignore_index=True)
         predictions = self._model.predict(frame)
         if len(predictions) != len(frame):  # the model changed the row count: score per message instead
             return [(item, self._model.predict(item.frame)) for item in items]
-        bounds = np.cumsum([len(item.frame) for item in items])[:-1]
+        bounds = np.cumsum([len(item.records) for item in items])[:-1]
         parts = np.split(np.arange(len(predictions)), bounds)
         return [(item, predictions.iloc[rows]) for item, rows in zip(items, parts, strict=True)]
 
@@ -205,7 +217,7 @@ class StreamScorer:
             for item, predictions in scored
         ]
         self.stream.publish(prediction_queue(self.name), messages)
-        self.stats.records += sum(len(item.frame) for item, _ in scored)
+        self.stats.records += sum(len(item.records) for item, _ in scored)
         self.stats.predictions_published += len(messages)
 
     def _dead_letter(self, bad: list[tuple[Delivery, DataValidationError]]) -> None:
@@ -235,17 +247,17 @@ class StreamScorer:
             self._model = self.hub.load(self.name)
             self._model_loaded_at = time.monotonic()
 
-    def _after_batch(self, frames: list[pd.DataFrame], predictions: list[pd.DataFrame]) -> None:
+    def _after_batch(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
         """Apply the spec's retrain policy: every N new rows, submit a retrain job on the recent normal rows."""
         policy = self._model.spec.retrain
         if not policy.every_n_rows:
             return
-        for frame, scored in zip(frames, predictions, strict=True):
-            normal = frame
-            if "is_anomaly" in scored.columns and len(scored) == len(frame):
-                normal = frame.loc[~scored["is_anomaly"].to_numpy(dtype=bool)]
+        for item, predictions in scored:
+            normal = item.frame
+            if "is_anomaly" in predictions.columns and len(predictions) == len(normal):
+                normal = normal.loc[~predictions["is_anomaly"].to_numpy(dtype=bool)]
             self._recent.append(normal)
-            self._retrain_rows += len(frame)
+            self._retrain_rows += len(item.records)
         window = policy.window or policy.every_n_rows
         recent = pd.concat(self._recent, ignore_index=True).tail(window)
         self._recent = [recent]

@@ -247,3 +247,19 @@ def collect(stream, queue, at_least, timeout, known=frozenset()):
 def start_scorer(config: Path, name: str) -> subprocess.Popen:
     return subprocess.Popen([EXE, "stream", name, "--config", str(config), "--batch-size", "5"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_retrain_policy_submits_a_job_from_the_stream(tmp_path, process):
+    home = tmp_path / "home"
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, "local")))
+    with hub:
+        hub.create_experiment("pump", "fault_detection", {**SPEC, "retrain": {"every_n_rows": 600, "window": 800}})
+        hub.train("pump", process[0])
+        normal = process[0].iloc[:700]  # normal operation keeps flowing in
+        ids = hub.publish_records("pump", normal, batch_size=100)
+        stats = run_until(hub, "pump", expected=len(ids))
+        assert len(stats.retrain_jobs) == 1
+        result = hub.wait_job(stats.retrain_jobs[0], timeout=120)
+        assert result["version"] == 2
+        trained_on = int(hub.store.mlops.get_run(result["run_id"]).params["n_rows"])
+        assert 600 <= trained_on <= 700  # the recent rows the model did not flag
