@@ -48,22 +48,22 @@ class Validation:
 def coerce_timestamps(values: pd.Series, column: str) -> pd.Series:
     """Parse datetimes, ISO strings, epoch seconds or epoch milliseconds into naive UTC ``datetime64``."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
+        parsed = values if values.dt.tz is None else values.dt.tz_convert("UTC")  # naive: taken as UTC
     elif pd.api.types.is_numeric_dtype(values):
         numbers = values.astype("float64")
         largest = np.nanmax(np.abs(numbers.to_numpy())) if numbers.notna().any() else 0.0
         unit = "ms" if largest > EPOCH_MS_CUTOFF else "s"
-        parsed = pd.to_datetime(numbers, unit=unit, utc=True)
+        parsed = pd.to_datetime(numbers, unit=unit, utc=True, cache=False)
     else:
         try:
-            parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+            parsed = pd.to_datetime(values, utc=True, format="ISO8601", cache=False)
         except (ValueError, TypeError):
             raise DataValidationError(
                 "timestamps must be datetimes, ISO-8601 strings or epoch numbers", field=column
             ) from None
     if parsed.isna().any():
         raise DataValidationError(f"{int(parsed.isna().sum())} missing or unreadable timestamp(s)", field=column)
-    return parsed.dt.tz_localize(None)
+    return parsed if parsed.dt.tz is None else parsed.dt.tz_localize(None)
 
 
 def flatten_params(value: Any, prefix: str = "") -> dict[str, Any]:
