@@ -84,6 +84,7 @@ class Experiment(ABC):
     """
 
     spec_model: ClassVar[type[ExperimentSpec]] = ExperimentSpec
+    supports_update: ClassVar[bool] = False  # True when update() absorbs new rows without refitting
 
     def __init__(self, spec: Mapping[str, Any] | ExperimentSpec) -> None:
         if isinstance(spec, ExperimentSpec):

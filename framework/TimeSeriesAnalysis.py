@@ -180,6 +180,7 @@ class TimeSeriesExperiment(Experiment):
     """
 
     spec_model = TimeSeriesSpec
+    supports_update = True
     spec: TimeSeriesSpec
 
     # ----------------------------------------------------------------------------------------- fit

@@ -16,6 +16,7 @@ A crash at any point therefore re-delivers the batch: predictions are at-least-o
 
 from __future__ import annotations
 
+import copy
 import logging
 import signal
 import threading
@@ -110,7 +111,8 @@ class StreamScorer:
             raise HubError("streaming needs a datastream plugin; enable one in the config")
         self.stats = StreamStats()
         self._model: Any = None
-        self._model_loaded_at = float("-inf")
+        self._model_version: int | None = None
+        self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
         self._retrain_rows = 0
         self._recent: list[pd.DataFrame] = []
@@ -144,6 +146,7 @@ class StreamScorer:
                 scored = self._score(good)
                 self._publish_predictions(scored)
                 self.stream.ack([item.delivery for item, _ in scored])
+                self._absorb(scored)
                 self._after_batch(scored)
         except Exception as exc:
             log.error(
@@ -242,10 +245,29 @@ class StreamScorer:
 
     # -- model, retraining, progress ------------------------------------------------------------------------
     def _refresh_model(self) -> None:
-        """Reload the served model every ``model_refresh_s`` so a new champion is picked up."""
-        if time.monotonic() - self._model_loaded_at >= self.model_refresh_s:
-            self._model = self.hub.load(self.name)
-            self._model_loaded_at = time.monotonic()
+        """Every ``model_refresh_s``, switch to the served version if it changed (a new champion).
+
+        A model that updates in place (``supports_update``, e.g. forecasting) is copied first, so the hub's
+        cached model is never changed, and keeps absorbing the stream until the served version changes.
+        """
+        if time.monotonic() - self._model_checked_at < self.model_refresh_s:
+            return
+        self._model_checked_at = time.monotonic()
+        version = self.hub.store.resolve_version(self.name).version
+        if version != self._model_version:
+            model = self.hub.load(self.name, version=version)
+            self._model = copy.deepcopy(model) if model.supports_update else model
+            self._model_version = version
+            log.info("stream %s: serving version %s", self.name, version)
+
+    def _absorb(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
+        """Feed the scored observations to a model that updates in place (no refit)."""
+        if not self._model.supports_update:
+            return
+        try:
+            self._model.update(pd.concat([item.frame for item, _ in scored], ignore_index=True))
+        except (HubError, ValueError) as exc:  # the batch is already published and acked; keep streaming
+            log.warning("stream %s: could not update the model with this batch: %s", self.name, redact(str(exc)))
 
     def _after_batch(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
         """Apply the spec's retrain policy: every N new rows, submit a retrain job on the recent normal rows."""

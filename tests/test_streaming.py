@@ -13,6 +13,7 @@ import uuid
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pika
 import pytest
 
@@ -263,3 +264,35 @@ def test_retrain_policy_submits_a_job_from_the_stream(tmp_path, process):
         assert result["version"] == 2
         trained_on = int(hub.store.mlops.get_run(result["run_id"]).params["n_rows"])
         assert 600 <= trained_on <= 700  # the recent rows the model did not flag
+
+
+def test_forecasting_stream_updates_the_model_state_without_refit(tmp_path):
+    from framework.datasets.series import make_series
+    from framework.streaming import StreamScorer
+
+    series = make_series(n=24 * 7 * 6, seed=4)
+    history, live = series.iloc[: 24 * 7 * 4], series.iloc[24 * 7 * 4:]
+    config = config_dict(tmp_path / "home", "local")
+    config["experiments"] = [{"name": "time_series", "module": "framework.TimeSeriesAnalysis",
+                              "class": "TimeSeriesExperiment"}]
+    with ExperimentHub.from_hub_config(HubConfig.model_validate(config)) as hub:
+        hub.create_experiment("load", "time_series", {"model": {"name": "ets"}, "horizon": 24})
+        hub.train("load", history)
+        served = hub.load("load")
+        fitted_end = served.index_[-1]
+        ids = hub.publish_records("load", live.drop(columns=["is_anomaly"]), batch_size=24)
+        scorer = StreamScorer(hub, "load", batch_size=3)
+        stop = threading.Event()
+        thread = threading.Thread(target=scorer.run, args=(stop,))
+        thread.start()
+        predictions = collect(hub.get_plugin("datastream"), prediction_queue("load"), len(ids), timeout=120)
+        stop.set()
+        thread.join(timeout=60)
+        assert set(predictions) == set(ids)
+        assert scorer._model.index_[-1] == live["timestamp"].iloc[-1]  # the stream's copy absorbed every row
+        assert hub.load("load").index_[-1] == fitted_end  # the hub's cached champion was not touched
+        scored = pd.concat([pd.DataFrame(p["records"]) for p in predictions.values()])
+        flagged = set(pd.to_datetime(scored.loc[scored["is_anomaly"], "timestamp"]))
+        labelled = set(live.loc[live["is_anomaly"] == 1, "timestamp"])
+        assert flagged & labelled  # the injected anomalies are found as they stream in
+        assert len(flagged - labelled) <= 10  # and seasonality raises few false alarms
