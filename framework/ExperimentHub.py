@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import uuid
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from framework.config import ExperimentEntry, HubConfig, default_config, load_config, state_dir
 from framework.errors import ConfigError, ExperimentNotFound, HubError, JobFailed, PluginError, redact
-from framework.jobs import TRAIN_TASK, JobInfo, LocalExecutor
+from framework.jobs import RETRAIN_TASK, TRAIN_TASK, JobInfo, LocalExecutor
 from framework.plugins.base import Plugin
 from framework.plugins.registry import build_plugin
 
@@ -228,11 +229,12 @@ class ExperimentHub:
         experiment = self.new_experiment(name)
         return self.store.record_training(name, experiment, load_frame(data), job_id=job_id)
 
-    def retrain(self, name: str, data: DataInput | None = None) -> TrainResult:
+    def retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> TrainResult:
         """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
         spec's ``retrain.window`` (most recent rows)."""
         import pandas as pd
 
+        from framework.Experiment import coerce_timestamps
         from framework.records import load_frame
 
         experiment = self.new_experiment(name)
@@ -244,11 +246,14 @@ class ExperimentHub:
                 raise
         if data is not None:
             frames.append(load_frame(data))
+        column = experiment.spec.timestamp
+        if len(frames) > 1 and column:  # e.g. datetimes in the snapshot, ISO strings from the stream
+            frames = [f.assign(**{column: coerce_timestamps(f[column], column)}) if column in f else f for f in frames]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         window = experiment.spec.retrain.window
         if window is not None:
             frame = frame.tail(window).reset_index(drop=True)
-        return self.store.record_training(name, experiment, frame)
+        return self.store.record_training(name, experiment, frame, job_id=job_id)
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
         """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
@@ -300,7 +305,8 @@ class ExperimentHub:
         if queue is not None:
             return queue
         if self._local_jobs is None:
-            self._local_jobs = LocalExecutor({TRAIN_TASK: self.run_job})
+            tasks = {TRAIN_TASK: self.run_job, RETRAIN_TASK: functools.partial(self.run_job, kind="retrain")}
+            self._local_jobs = LocalExecutor(tasks)
         return self._local_jobs
 
     def submit_training(self, name: str, data: DataInput, *, job_id: str | None = None) -> str:
@@ -308,20 +314,35 @@ class ExperimentHub:
         from framework.records import load_frame
 
         self.store.get(name)
-        frame = load_frame(data)
-        dataset_run_id = self.store.save_dataset(name, frame)
+        return self._submit(TRAIN_TASK, name, load_frame(data), job_id)
+
+    def submit_retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> str:
+        """Queue a retrain job (newest training snapshot plus ``data``, cut to the spec's window); return its id."""
+        from framework.records import load_frame
+
+        self.store.get(name)
+        return self._submit(RETRAIN_TASK, name, None if data is None else load_frame(data), job_id)
+
+    def _submit(self, task: str, name: str, frame: pd.DataFrame | None, job_id: str | None) -> str:
+        dataset_run_id = self.store.save_dataset(name, frame) if frame is not None else None
         job_id = job_id or uuid.uuid4().hex
         kwargs = {"job_id": job_id, "experiment": name, "dataset_run_id": dataset_run_id}
-        return self.jobs_backend.submit_task(TRAIN_TASK, kwargs, task_id=job_id)
+        return self.jobs_backend.submit_task(task, kwargs, task_id=job_id)
 
-    def run_job(self, job_id: str, experiment: str, dataset_run_id: str) -> dict[str, Any]:
-        """Execute a training job (on a worker or in-process). Idempotent: a job that already produced a
+    def run_job(
+        self, job_id: str, experiment: str, dataset_run_id: str | None = None, kind: str = "train"
+    ) -> dict[str, Any]:
+        """Execute a train or retrain job (on a worker or in-process). Idempotent: a job that already produced a
         finished run returns that run's result instead of training again."""
         done = self.store.find_job_run(experiment, job_id)
         if done is not None and done.status == "FINISHED" and "experimenthub.model_version" in done.tags:
             log.info("job %s already finished as run %s; not training again", job_id, done.run_id)
             return self.store.result_of_run(done).to_dict()
-        data = self.store.load_dataset(dataset_run_id)
+        data = self.store.load_dataset(dataset_run_id) if dataset_run_id else None
+        if kind == "retrain":
+            return self.retrain(experiment, data, job_id=job_id).to_dict()
+        if data is None:
+            raise JobFailed("a training job needs a dataset", job_id=job_id)
         return self.train(experiment, data, job_id=job_id).to_dict()
 
     def job(self, job_id: str) -> JobInfo:

@@ -16,9 +16,10 @@ from typing import Any
 from framework.errors import ExperimentNotFound, JobFailed, redact
 from framework.plugins.taskqueue import JobState
 
-__all__ = ["TRAIN_TASK", "JobInfo", "LocalExecutor"]
+__all__ = ["RETRAIN_TASK", "TRAIN_TASK", "JobInfo", "LocalExecutor"]
 
 TRAIN_TASK = "experimenthub.train"
+RETRAIN_TASK = "experimenthub.retrain"
 
 
 @dataclass(frozen=True)

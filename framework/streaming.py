@@ -270,7 +270,7 @@ class StreamScorer:
             log.warning("stream %s: could not update the model with this batch: %s", self.name, redact(str(exc)))
 
     def _after_batch(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
-        """Apply the spec's retrain policy: every N new rows, submit a retrain job on the recent normal rows."""
+        """Apply the spec's retrain policy: every N new rows, submit a retrain job with the recent normal rows."""
         policy = self._model.spec.retrain
         if not policy.every_n_rows:
             return
@@ -285,7 +285,7 @@ class StreamScorer:
         self._recent = [recent]
         if self._retrain_rows >= policy.every_n_rows:
             self._retrain_rows = 0
-            job_id = self.hub.submit_training(self.name, recent)
+            job_id = self.hub.submit_retrain(self.name, recent)
             self.stats.retrain_jobs.append(job_id)
             log.info(
                 "retrain policy: %d new rows; submitted job %s on %d recent rows",

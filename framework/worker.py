@@ -31,7 +31,7 @@ from celery.signals import worker_process_init
 
 from framework.config import load_config
 from framework.errors import ConfigError, HubError, JobFailed, redact
-from framework.jobs import TRAIN_TASK
+from framework.jobs import RETRAIN_TASK, TRAIN_TASK
 
 if TYPE_CHECKING:
     from framework.ExperimentHub import ExperimentHub
@@ -50,7 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "EXPERIMENTHUB_CONFIG"
-RETRAIN_TASK = "experimenthub.retrain"
 EVALUATE_TASK = "experimenthub.evaluate"
 
 
@@ -165,10 +164,10 @@ def train(hub: ExperimentHub, job_id: str, experiment: str, dataset_run_id: str)
     return hub.run_job(job_id=job_id, experiment=experiment, dataset_run_id=dataset_run_id)
 
 
-def retrain(hub: ExperimentHub, experiment: str, dataset_run_id: str | None = None) -> dict[str, Any]:
-    """Retrain ``experiment`` on its recent data, plus the stored dataset ``dataset_run_id`` when given."""
-    data = hub.store.load_dataset(dataset_run_id) if dataset_run_id else None
-    return hub.retrain(experiment, data).to_dict()
+def retrain(hub: ExperimentHub, job_id: str, experiment: str, dataset_run_id: str | None = None) -> dict[str, Any]:
+    """Retrain ``experiment`` on its recent data plus the stored dataset, if any; idempotent by ``job_id``."""
+    hub.get_experiment(experiment)
+    return hub.run_job(job_id=job_id, experiment=experiment, dataset_run_id=dataset_run_id, kind="retrain")
 
 
 def evaluate(hub: ExperimentHub, experiment: str, dataset_run_id: str, version: int | None = None) -> dict[str, Any]:

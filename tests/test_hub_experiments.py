@@ -279,3 +279,16 @@ def test_plugin_config_typos_are_refused():
 
     with pytest.raises(PluginError, match=r"unknown config key\(s\) mlflow_url\. Did you mean 'mlflow_uri'"):
         build_plugin("mlops", "mlflow", {"mlflow_url": "sqlite:///x.db"})
+
+
+def test_retrain_jobs_are_idempotent(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}, "retrain": {"window": 3}})
+    hub.train(name, pd.DataFrame({"x": [0.0, 0.0, 0.0]}))
+    job_id = hub.submit_retrain(name, pd.DataFrame({"x": [3.0, 6.0]}))
+    result = hub.wait_job(job_id, timeout=120)
+    assert result["version"] == 2 and result["metrics"]["mean"] == 3.0  # window: [0, 3, 6]
+    replay = hub.run_job(job_id=job_id, experiment=name, kind="retrain")  # a redelivered job
+    assert replay["run_id"] == result["run_id"]
+    assert [v.version for v in hub.versions(name)] == [2, 1]
