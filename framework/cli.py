@@ -144,46 +144,55 @@ def train_command(
     json_out: JsonOption = False,
 ) -> None:
     """Train a new model version (creating the experiment from --type/--spec when given)."""
-    import time
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     with open_hub(config) as hub:
         if type_ is not None:
             spec_model = hub_call(hub.experiment_class, type_).spec_model
             spec_data = load_spec_file(spec, spec_model) if spec else {}
             hub_call(hub.create_experiment, name, type_, spec_data, exist_ok=True)
         job_id = hub_call(hub.submit_training, name, data)
-        if not wait:
-            print_json({"job_id": job_id}) if json_out else console.print(f"queued job {job_id}")
-            return
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=errors,
-            transient=True,
-            disable=json_out,
-        ) as progress:
-            task = progress.add_task(f"training {name} (job {job_id[:8]})", total=None)
+        follow_job(hub, name, job_id, wait=wait, json_out=json_out)
+
+
+@app.command("retrain")
+def retrain_command(
+    name: Annotated[str, typer.Argument(help="experiment name")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="new rows (CSV/Parquet/Excel)")] = None,
+    config: ConfigOption = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job and print the result")] = True,
+    json_out: JsonOption = False,
+) -> None:
+    """A new version from the newest training data plus --data, cut to the spec's retrain window."""
+    with open_hub(config) as hub:
+        job_id = hub_call(hub.submit_retrain, name, data)
+        follow_job(hub, name, job_id, wait=wait, json_out=json_out)
+
+
+def follow_job(hub: Any, name: str, job_id: str, *, wait: bool, json_out: bool) -> None:
+    """Show a spinner until the job ends, then its result; exit 1 if it failed."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if not wait:
+        print_json({"job_id": job_id}) if json_out else console.print(f"queued job {job_id}")
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=errors, transient=True, disable=json_out) as progress:
+        task = progress.add_task(f"training {name} (job {job_id[:8]})", total=None)
+        info = hub_call(hub.job, job_id)
+        while info.state in ("queued", "running"):
+            progress.update(task, description=f"training {name}: {info.state}")
+            time.sleep(0.25)
             info = hub_call(hub.job, job_id)
-            while info.state in ("queued", "running"):
-                progress.update(task, description=f"training {name}: {info.state}")
-                time.sleep(0.25)
-                info = hub_call(hub.job, job_id)
     if json_out:
         print_json(info.to_dict())
-    elif info.state != "succeeded":
-        raise fail(f"job {job_id} {info.state}: {info.error}")
-    else:
+    elif info.state == "succeeded":
         result = info.result or {}
-        console.print(
-            f"[green]✓[/] {name}: version {result['version']} (run {result['run_id']}), "
-            f"champion {'moved' if result['promoted'] else 'unchanged'}"
-        )
+        moved = "moved" if result["promoted"] else "unchanged (the new version did not validate)"
+        console.print(f"[green]✓[/] {name}: version {result['version']} (run {result['run_id']}), champion {moved}")
         console.print(metrics_table("metrics", result["metrics"]))
     if info.state != "succeeded":
-        raise typer.Exit(1)
+        raise fail(f"job {job_id} {info.state}: {info.error}")
 
 
 def load_spec_file(path: Path, spec_model: Any) -> dict[str, Any]:

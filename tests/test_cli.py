@@ -70,9 +70,15 @@ def test_train_predict_list_show_promote(workdir):
     assert shown["type"] == "fault_detection" and [v["version"] for v in shown["versions"]] == [1]
     promoted = run("promote", "pump", "1", home=home, cwd=workdir)
     assert promoted.returncode == 0 and "champion" in promoted.stdout
+    retrained = run("retrain", "pump", "--data", "train.csv", home=home, cwd=workdir)
+    assert retrained.returncode == 0, retrained.stderr
+    assert "version 2" in retrained.stdout
     history = json.loads(run("jobs", "--json", home=home, cwd=workdir).stdout)
-    assert [(h["experiment"], h["version"], h["status"]) for h in history] == [("pump", "1", "FINISHED")]
-    assert history[0]["job_id"] == job["job_id"]
+    assert [(h["experiment"], h["version"], h["status"]) for h in history] == [
+        ("pump", "2", "FINISHED"),
+        ("pump", "1", "FINISHED"),
+    ]
+    assert history[1]["job_id"] == job["job_id"]
 
 
 @pytest.mark.parametrize(
