@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import pickle
 import warnings
 
@@ -21,6 +23,11 @@ from framework.TimeSeriesAnalysis import (
 )
 
 CES = {"model": {"name": "ces"}, "horizon": 24}
+PROPHET = {"model": {"name": "prophet"}, "horizon": 24}
+# prophet is an optional extra; CI installs it (the dev extra), so there its tests must run, not skip
+needs_prophet = pytest.mark.skipif(
+    importlib.util.find_spec("prophet") is None and not os.environ.get("CI"), reason="prophet not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +194,14 @@ def test_unknown_model_lists_valid_names() -> None:
     assert err.value.field == "model.name"
     for name in FORECASTERS:
         assert name in str(err.value)
-    with pytest.raises(ConfigError, match="pip install prophet"):
+
+
+def test_missing_optional_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prophet" else real(name, *a))
+    with pytest.raises(ConfigError, match="pip install prophet") as err:
         make_forecaster("prophet")
+    assert err.value.field == "model.name"
 
 
 def test_bad_params_name_the_param(series: pd.DataFrame) -> None:
@@ -281,3 +294,90 @@ def test_seasonal_period_detection(series: pd.DataFrame) -> None:
     monthly = elec_equip.load().data.reset_index()
     exp = fit({"timestamp": "DATE", "target": monthly.columns[1], "model": {"name": "ces"}}, monthly)
     assert exp.seasonal_period_ == 12 and exp.offset_.freqstr == "MS" and exp.horizon_ == 12
+
+
+# -------------------------------------------------------------------------------------------- prophet
+@pytest.fixture(scope="module")
+def prophet_fit(clean: pd.DataFrame) -> TimeSeriesExperiment:
+    return fit({**PROPHET, "interval": 0.9}, clean.iloc[:1000])
+
+
+@needs_prophet
+def test_prophet_end_to_end(prophet_fit: TimeSeriesExperiment, clean: pd.DataFrame) -> None:
+    metrics = prophet_fit.metrics_
+    assert prophet_fit.model_description_.startswith("Prophet(additive, seasons 24,168, AR(1) ")  # day and week
+    assert metrics["mase"] < metrics["baseline_mase"], metrics
+    assert metrics["fit_seconds"] < 5, metrics  # one Prophet fit is ~0.2 s; the rest is importing prophet
+    verdict = prophet_fit.validate()
+    assert verdict.passed, verdict.reason
+    ahead = prophet_fit.predict()
+    assert len(ahead) == 24 and ahead["timestamp"].iloc[0] == clean["timestamp"].iloc[1000]
+    assert (ahead["lower"] < ahead["forecast"]).all() and (ahead["forecast"] < ahead["upper"]).all()
+    scored = prophet_fit.predict(clean.iloc[1000:1100])
+    assert len(scored) == 100 and scored["is_anomaly"].sum() <= 2
+
+
+@needs_prophet
+def test_prophet_interval_coverage_and_update_without_refit(clean: pd.DataFrame) -> None:
+    """Rolling 24-step forecasts over 10 days; ``update`` keeps the fitted parameters."""
+    exp = fit({**PROPHET, "interval": 0.9}, clean.iloc[:1000])
+    params = exp.model_.stan_params_
+    inside = []
+    for day in range(10):
+        actual = clean.iloc[1000 + 24 * day : 1024 + 24 * day]["value"].to_numpy()
+        ahead = exp.predict()
+        inside.append((actual >= ahead["lower"]) & (actual <= ahead["upper"]))
+        exp.update(clean.iloc[1000 + 24 * day : 1024 + 24 * day])
+    assert exp.model_.stan_params_ is params and len(exp.model_.y_) == 1240
+    coverage = np.concatenate(inside).mean()
+    assert 0.8 <= coverage <= 0.99, coverage
+    one_step = exp.evaluate(clean.iloc[1240:1400].drop(columns="is_anomaly"))["coverage"]
+    assert 0.8 <= one_step <= 0.98, one_step
+
+
+@needs_prophet
+def test_prophet_curve_is_prophets_prediction(clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept arrays reproduce Prophet's own ``predict`` (history and future), in both seasonality modes."""
+    from prophet import Prophet
+
+    fitted: list[tuple[Prophet, dict]] = []
+    real_fit = Prophet.fit
+    monkeypatch.setattr(Prophet, "fit", lambda self, df, **kw: fitted.append((self, kw)) or real_fit(self, df, **kw))
+    y = clean["value"].to_numpy()[:600]
+    for params in ({}, {"seasonality_mode": "multiplicative", "seasonal_periods": [24, 12.5], "fourier_order": 2}):
+        model = make_forecaster("prophet", params, season_length=24).fit(y)
+        ds = pd.DataFrame({"ds": pd.to_datetime(np.arange(700, dtype="int64") * 60, unit="s")})
+        expected = fitted[-1][0].predict(ds)["yhat"].to_numpy()
+        np.testing.assert_allclose(model.curve(0, 700), expected, rtol=0, atol=1e-9)
+    assert "init" not in fitted[-1][1]
+    refit = make_forecaster("prophet", {"refit_on_update": True}, season_length=24).fit(y[:500])
+    before = refit.stan_params_
+    refit.extend(y[500:])
+    assert "init" in fitted[-1][1] and refit.stan_params_ is not before and len(refit.y_) == 600  # warm start
+
+
+@needs_prophet
+def test_prophet_pickle_round_trip(prophet_fit: TimeSeriesExperiment, clean: pd.DataFrame) -> None:
+    blob = pickle.dumps(prophet_fit)
+    assert len(blob) < 200_000 and b"cmdstan" not in blob  # arrays only, no Stan objects
+    restored = pickle.loads(blob)
+    pd.testing.assert_frame_equal(restored.predict(), prophet_fit.predict())
+    live = clean.iloc[1000:1100]
+    pd.testing.assert_frame_equal(restored.predict(live), prophet_fit.predict(live))
+
+
+@needs_prophet
+def test_prophet_params_and_auto_candidate(clean: pd.DataFrame) -> None:
+    assert "prophet" not in DEFAULT_CANDIDATES
+    with pytest.raises(ConfigError, match=r"model\.params\.changepoint_prior_scale: must be > 0"):
+        make_forecaster("prophet", {"changepoint_prior_scale": 0})
+    with pytest.raises(ConfigError, match=r"model\.params\.seasonal_periods"):
+        make_forecaster("prophet", {"seasonal_periods": [24, 1]})
+    with pytest.raises(ConfigError, match=r"model\.params\.seasonality_mode"):
+        make_forecaster("prophet", {"seasonality_mode": "additve"})
+    y = clean["value"].to_numpy()[:500]
+    auto = make_forecaster("auto", {"candidates": ["seasonal_naive", "prophet"]}, season_length=24, horizon=24)
+    auto.fit(y)
+    assert set(auto.cv_mase_) == {"seasonal_naive", "prophet"} and np.isfinite(auto.cv_mase_["prophet"])
+    mean, lower, upper = auto.forecast(24, 0.95)
+    assert np.all(lower < mean) and np.all(mean < upper)

@@ -1,4 +1,4 @@
-"""The forecaster catalog: one small interface over seasonal naive, ETS, ARIMA, Theta, STL, CES and ``auto``.
+"""The forecaster catalog: one small interface over seasonal naive, ETS, ARIMA, Theta, STL, CES, Prophet and ``auto``.
 
 Every forecaster works on a regular 1-D float series (positions, not timestamps; the experiment owns the
 calendar). Parameters are estimated in ``fit``; the *state* is the history ``y_``. ``extend`` appends new
@@ -7,7 +7,9 @@ observations without re-estimating anything, and ``forecast``/``one_step`` read 
 Engines were chosen by measurement (``bench/forecasting.py``): statsforecast's AutoETS, AutoARIMA (limited
 search), AutoTheta and AutoCES were at least as accurate as the statsmodels equivalents on the shipped series
 and fit far faster, so they back ``ets``, ``arima``, ``theta`` and ``ces``. ``stl`` is statsmodels' robust STL
-with AutoETS on the seasonally adjusted series. ``seasonal_naive`` is plain numpy.
+with AutoETS on the seasonally adjusted series. ``seasonal_naive`` is plain numpy. ``prophet`` (the optional
+extra ``experimenthub[prophet]``) is Prophet's MAP fit with AR(1) errors; it is not an ``auto`` candidate by
+default (see ``ProphetForecaster``).
 
 >>> model = make_forecaster("auto", {"folds": 2}, season_length=24, horizon=24).fit(y)
 >>> mean, lower, upper = model.forecast(24, level=0.95)
@@ -35,10 +37,10 @@ from framework.errors import ConfigError
 __all__ = [
     "DEFAULT_CANDIDATES",
     "FORECASTERS",
-    "OPTIONAL_MODELS",
     "AutoForecaster",
     "Forecaster",
     "Param",
+    "ProphetForecaster",
     "forecast_metrics",
     "make_forecaster",
     "mase_scale",
@@ -400,6 +402,197 @@ class STLForecaster(Forecaster):
         return f"STL+{self.ets_.model_.get('method', 'ETS')}"
 
 
+_SUBDAILY_PER_DAY = (24, 48, 72, 96, 144, 288, 720, 1440)  # seasonal periods that mean "one day" of sub-daily steps
+_STEP = 60  # seconds: Prophet sees position t as the time t minutes after 1970-01-01 (up to ~150M steps)
+
+
+def _prophet_seasonalities(m: int, n: int) -> list[float]:
+    """Default Prophet seasonal periods, in steps, for seasonal period ``m`` and ``n`` observations.
+
+    ``m`` is a day of sub-daily steps (24 for hourly...): the day, and the week once two weeks are seen. ``m == 7``
+    (daily data): the week, and the year (365.25) once two years are seen. ``m == 52`` or ``365``: the year of
+    weekly (365.25/7) or daily data. Any other ``m > 1``: ``m`` itself.
+    """
+    if m <= 1:
+        return []
+    if m == 52:
+        return [365.25 / 7]
+    if m == 365:
+        return [365.25]
+    if m == 7:
+        return [7.0] + ([365.25] if n >= 2 * 365.25 else [])
+    if m in _SUBDAILY_PER_DAY:
+        return [float(m)] + ([7.0 * m] if n >= 14 * m else [])
+    return [float(m)]
+
+
+def _prophet_fourier_order(period: float, m: int) -> int:
+    """Prophet's defaults by meaning: 4 for a day, 3 for a week, 10 for a year or anything else; at most period/2."""
+    if m in _SUBDAILY_PER_DAY and period == m:
+        order = 4
+    elif (period == 7 * m and m in _SUBDAILY_PER_DAY) or period == 7:
+        order = 3
+    else:
+        order = 10
+    return max(1, min(order, int(period // 2)))
+
+
+class _QuietProphet:
+    """Silence cmdstanpy (INFO lines on stderr for every fit) and prophet's INFO notes while fitting."""
+
+    def __enter__(self) -> None:
+        self.loggers = [logging.getLogger(name) for name in ("cmdstanpy", "prophet")]
+        self.disabled = [lg.disabled for lg in self.loggers]
+        for lg in self.loggers:
+            lg.disabled = True
+
+    def __exit__(self, *exc: object) -> None:
+        for lg, disabled in zip(self.loggers, self.disabled, strict=True):
+            lg.disabled = disabled
+
+
+class ProphetForecaster(Forecaster):
+    """Prophet (MAP fit, piecewise-linear trend, Fourier seasonalities) with AR(1) errors; needs ``prophet``.
+
+    The series has no calendar here, so Prophet sees step ``t`` as ``t`` minutes after the epoch and every
+    seasonality is declared in steps: by default the seasonal period, plus the week for sub-daily data and the
+    year for daily data (``_prophet_seasonalities``); ``seasonal_periods`` overrides them. Holidays are not used.
+
+    Prophet's curve is a function of time only, so new observations would not move it. The state enters through
+    the residuals instead: with ``ar_errors`` (default) the forecast adds ``phi**k`` times the last residual, ``phi``
+    being the lag-1 autocorrelation of the in-sample residuals. ``extend`` therefore needs no refit, like the
+    other models; ``refit_on_update=True`` refits on every ``extend`` instead, warm-started from the previous
+    parameters (``init=``), which lets the trend follow the data at a cost of one fit per update.
+
+    The interval is analytic (``uncertainty_samples=0``: no simulation): the AR(1) innovation variance summed
+    over the horizon, which tends to the residual variance. Prophet's trend uncertainty (simulated future
+    changepoints) is left out, so long-horizon intervals are somewhat narrower than Prophet's own.
+
+    Only numpy arrays are kept after the fit (parameters, changepoints, scales): the pickle is small, carries no
+    Stan objects, and predicting does not import prophet.
+    """
+
+    name = "prophet"
+    needs = "prophet"
+    params_spec = MappingProxyType(
+        {
+            "changepoint_prior_scale": Param(0.05, (float, int)),
+            "seasonality_prior_scale": Param(10.0, (float, int)),
+            "seasonality_mode": Param("additive", (str,), choices=("additive", "multiplicative")),
+            "n_changepoints": Param(25, (int,), minimum=0),
+            "seasonal_periods": Param(None, (list, tuple)),
+            "fourier_order": Param(None, (int,), minimum=1),
+            "ar_errors": Param(True, (bool,)),
+            "refit_on_update": Param(False, (bool,)),
+        }
+    )
+
+    def _validate(self) -> None:
+        for key in ("changepoint_prior_scale", "seasonality_prior_scale"):
+            if self.params[key] <= 0:
+                raise ConfigError("must be > 0", field=f"model.params.{key}")
+        periods = self.params["seasonal_periods"]
+        if periods is not None:
+            if any(isinstance(p, bool) or not isinstance(p, int | float) or not p > 1 for p in periods):
+                raise ConfigError("must be a list of periods in steps, each > 1", field="model.params.seasonal_periods")
+            self.params["seasonal_periods"] = [float(p) for p in periods]
+
+    def _fit(self, y: np.ndarray) -> None:
+        import pandas as pd
+
+        with _QuietProphet():
+            from prophet import Prophet
+
+            p, n = self.params, len(y)
+            periods = p["seasonal_periods"]
+            if periods is None:
+                periods = _prophet_seasonalities(self.season_length, n)
+            model = Prophet(
+                growth="linear",
+                n_changepoints=min(p["n_changepoints"], max(0, int(0.8 * n) - 1)),
+                changepoint_prior_scale=float(p["changepoint_prior_scale"]),
+                seasonality_prior_scale=float(p["seasonality_prior_scale"]),
+                seasonality_mode=p["seasonality_mode"],
+                yearly_seasonality=False,
+                weekly_seasonality=False,
+                daily_seasonality=False,
+                uncertainty_samples=0,
+            )
+            self.seasonalities_ = []
+            for i, period in enumerate(periods):
+                order = p["fourier_order"] or _prophet_fourier_order(period, self.season_length)
+                order = max(1, min(order, int(period // 2)))
+                model.add_seasonality(f"s{i}", period=period * _STEP / 86400, fourier_order=order)
+                self.seasonalities_.append((float(period), order))
+            frame = pd.DataFrame({"ds": pd.to_datetime(np.arange(n, dtype="int64") * _STEP, unit="s"), "y": y})
+            kwargs = {"init": self.stan_params_} if getattr(self, "stan_params_", None) is not None else {}
+            model.fit(frame, **kwargs)
+        params = {key: np.asarray(value, dtype="float64") for key, value in model.params.items()}
+        self.stan_params_ = {
+            "k": float(params["k"].ravel()[0]),
+            "m": float(params["m"].ravel()[0]),
+            "sigma_obs": float(params["sigma_obs"].ravel()[0]),
+            "delta": params["delta"].reshape(-1),
+            "beta": params["beta"].reshape(-1),
+        }
+        self.changepoints_t_ = np.asarray(model.changepoints_t, dtype="float64")
+        step = pd.Timedelta(seconds=_STEP)
+        self.t_start_ = (model.start - pd.Timestamp(0)) / step  # Prophet's time origin and scale, in steps
+        self.t_scale_ = model.t_scale / step if model.t_scale / step > 0 else 1.0
+        self.y_scale_, self.floor_ = float(model.y_scale), float(model.y_min if model.scaling == "minmax" else 0.0)
+        self.multiplicative_ = p["seasonality_mode"] == "multiplicative"
+        resid = y - self.curve(0, n)
+        self.phi_ = 0.0
+        if p["ar_errors"] and n > 3 and np.dot(resid[:-1], resid[:-1]) > 0:
+            self.phi_ = float(np.clip(np.dot(resid[:-1], resid[1:]) / np.dot(resid[:-1], resid[:-1]), 0.0, 0.98))
+        innovations = resid[1:] - self.phi_ * resid[:-1]
+        self.sigma_ = float(np.std(innovations)) if innovations.size > 1 else 0.0
+
+    def curve(self, start: int, n: int) -> np.ndarray:
+        """Prophet's ``yhat`` (trend and seasonality, no AR correction) at positions ``start .. start + n - 1``."""
+        pos = np.arange(start, start + n, dtype="float64")
+        t = (pos - self.t_start_) / self.t_scale_
+        par = self.stan_params_
+        active = (self.changepoints_t_[None, :] <= t[:, None]) * par["delta"]  # Prophet.piecewise_linear
+        trend = (par["k"] + active.sum(axis=1)) * t + par["m"] - (active * self.changepoints_t_).sum(axis=1)
+        trend = trend * self.y_scale_ + self.floor_
+        columns = []
+        for period, order in self.seasonalities_:  # Prophet.fourier_series: sin, cos per harmonic
+            angle = 2 * np.pi * pos[:, None] * np.arange(1, order + 1) / period
+            columns.append(np.stack([np.sin(angle), np.cos(angle)], axis=2).reshape(len(pos), 2 * order))
+        if not columns:
+            return trend
+        seasonal = np.concatenate(columns, axis=1) @ par["beta"]
+        return trend * (1 + seasonal) if self.multiplicative_ else trend + seasonal * self.y_scale_
+
+    def extend(self, y_new: np.ndarray) -> Forecaster:
+        if not self.params["refit_on_update"]:
+            return super().extend(y_new)
+        return self.fit(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(y)
+        last = y[-1] - self.curve(n - 1, 1)[0]
+        decay = self.phi_ ** np.arange(1, h + 1)
+        mean = self.curve(n, h) + decay * last
+        if level is None:
+            return mean, mean, mean
+        variance = np.cumsum(self.phi_ ** (2 * np.arange(h))) * self.sigma_**2
+        width = _z(level) * np.sqrt(variance)
+        return mean, mean - width, mean + width
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        fitted = self.curve(0, len(y))
+        out = fitted.copy()
+        out[1:] += self.phi_ * (y[:-1] - fitted[:-1])
+        return out
+
+    def describe(self) -> str:
+        periods = ",".join(f"{p:g}" for p, _ in self.seasonalities_) or "none"
+        mode = "multiplicative" if self.multiplicative_ else "additive"
+        return f"Prophet({mode}, seasons {periods}, AR(1) {self.phi_:.2f})"
+
+
 class AutoForecaster(Forecaster):
     """Rolling-origin cross-validation over ``candidates``; the lowest mean MASE wins and is refitted on all data.
 
@@ -493,9 +686,8 @@ class AutoForecaster(Forecaster):
 
 
 FORECASTERS: dict[str, type[Forecaster]] = {
-    cls.name: cls for cls in (SeasonalNaive, ETS, ARIMA, Theta, STLForecaster, CES, AutoForecaster)
+    cls.name: cls for cls in (SeasonalNaive, ETS, ARIMA, Theta, STLForecaster, CES, ProphetForecaster, AutoForecaster)
 }
-OPTIONAL_MODELS = {"prophet": "prophet"}  # model name -> the package a user would have to install
 
 
 def make_forecaster(
@@ -503,14 +695,6 @@ def make_forecaster(
 ) -> Forecaster:
     """Build the catalog model ``name``; an unknown name or parameter raises ``ConfigError`` naming it."""
     cls = FORECASTERS.get(name)
-    if name in OPTIONAL_MODELS:
-        package = OPTIONAL_MODELS[name]
-        reason = (
-            f"needs the optional package {package}, which is not installed: pip install {package}"
-            if importlib.util.find_spec(package) is None
-            else "has no adapter in this release"
-        )
-        raise ConfigError(f"model {name!r} {reason}; or choose one of {', '.join(FORECASTERS)}", field="model.name")
     if cls is None:
         raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(FORECASTERS)}", field="model.name")
     return cls(params, season_length=season_length, horizon=horizon)
