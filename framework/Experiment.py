@@ -116,6 +116,11 @@ class Experiment(ABC):
         return self.fit(df)
 
     @property
+    def context_rows(self) -> int:
+        """Rows of history a row's prediction depends on; a stream prepends that many earlier rows to each batch."""
+        return 0
+
+    @property
     def is_fitted(self) -> bool:
         return hasattr(self, "metrics_")
 

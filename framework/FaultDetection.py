@@ -12,7 +12,8 @@ Policy, in addition to the shared data policy in ``framework.Experiment``:
   is *not* refitted on all rows afterwards: a refit would shift the score distribution and void the threshold.
 - **Persistence.** With ``threshold.persistence = {k, n}``, a row is an alarm only when at least ``k`` of the
   last ``n`` rows (itself included) exceed the threshold. The target rate applies to single exceedances, so
-  persistence only lowers the alarm rate. It counts rows within one ``predict`` call (no state between calls).
+  persistence only lowers the alarm rate. It counts rows within one ``predict`` call (no state between calls);
+  the stream scorer prepends ``context_rows`` earlier rows to each micro-batch so alarms span batches.
 - **Dynamic PCA.** With ``lags``, each ``predict`` batch is padded with copies of its first row for the
   history of its first rows; the hold-out is scored with its real history from the training rows.
 - **Champion gate.** ``validate`` re-calibrates on the first half of the hold-out and counts exceedances on the
@@ -386,6 +387,13 @@ class FaultDetectionExperiment(Experiment):
         return fig
 
     # ------------------------------------------------------------- validate
+    @property
+    def context_rows(self) -> int:
+        """Dynamic-PCA lags and the persistence window look back on earlier rows (see ``StreamScorer``)."""
+        self.check_is_fitted()
+        rule = self.spec.threshold.persistence
+        return max(getattr(self.detector_, "context_rows", 0), rule.n - 1 if rule else 0)
+
     def validate(self) -> Validation:
         """Champion gate: the false-alarm rate on held-out normal data is within the target (see module doc)."""
         self.check_is_fitted()

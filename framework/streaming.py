@@ -112,6 +112,7 @@ class StreamScorer:
         self.stats = StreamStats()
         self._model: Any = None
         self._model_version: int | None = None
+        self._context: pd.DataFrame | None = None  # the previous batch's last rows (see _predict_with_context)
         self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
         self._retrain_rows = 0
@@ -195,18 +196,30 @@ class StreamScorer:
 
     def _predict_together(self, items: list[_Decoded]) -> list[tuple[_Decoded, pd.DataFrame]]:
         if len(items) == 1:
-            return [(items[0], self._model.predict(items[0].frame))]
-        if items[0].keys is not None and all(item.keys == items[0].keys for item in items):
+            frame = items[0].frame
+        elif items[0].keys is not None and all(item.keys == items[0].keys for item in items):
             # one frame for the whole batch: every message has the same columns, so none is filled with NaN
             frame = pd.DataFrame.from_records(list(chain.from_iterable(item.records for item in items)))
         else:
             frame = pd.concat([item.frame for item in items], ignore_index=True)
-        predictions = self._model.predict(frame)
+        predictions = self._predict_with_context(frame)
         if len(predictions) != len(frame):  # the model changed the row count: score per message instead
             return [(item, self._model.predict(item.frame)) for item in items]
         bounds = np.cumsum([len(item.records) for item in items])[:-1]
         parts = np.split(np.arange(len(predictions)), bounds)
         return [(item, predictions.iloc[rows]) for item, rows in zip(items, parts, strict=True)]
+
+    def _predict_with_context(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predict ``frame`` after the last ``context_rows`` rows of the previous batch (alarm persistence and
+        lagged features then span batches); the context rows' own predictions are dropped."""
+        needed = self._model.context_rows
+        context = self._context
+        if needed and context is not None and list(context.columns) == list(frame.columns):
+            predictions = self._model.predict(pd.concat([context, frame], ignore_index=True)).iloc[len(context) :]
+        else:
+            predictions = self._model.predict(frame)
+        self._context = frame.tail(needed).reset_index(drop=True) if needed else None  # only after a good batch
+        return predictions
 
     def _publish_predictions(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
         messages = [

@@ -13,6 +13,7 @@ import uuid
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pika
 import pytest
@@ -296,3 +297,21 @@ def test_forecasting_stream_updates_the_model_state_without_refit(tmp_path):
         labelled = set(live.loc[live["is_anomaly"] == 1, "timestamp"])
         assert flagged & labelled  # the injected anomalies are found as they stream in
         assert len(flagged - labelled) <= 10  # and seasonality raises few false alarms
+
+
+def test_stream_alarms_equal_batch_alarms_across_message_boundaries(tmp_path, process):
+    """Persistence (k of n) looks back across micro-batches, so streaming in tiny messages changes nothing."""
+    config = config_dict(tmp_path / "home", "local")
+    with ExperimentHub.from_hub_config(HubConfig.model_validate(config)) as hub:
+        spec = {**SPEC, "threshold": {"persistence": {"k": 3, "n": 5}}}
+        hub.create_experiment("pump", "fault_detection", spec)
+        hub.train("pump", process[0])
+        test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"], errors="ignore").head(600)
+        batch = hub.predict("pump", test)
+        ids = hub.publish_records("pump", test, batch_size=3)  # alarm windows straddle messages
+        run_until(hub, "pump", expected=len(ids), batch_size=4)
+        predictions = drain(hub.get_plugin("datastream"), prediction_queue("pump"))
+        streamed = pd.concat([pd.DataFrame(predictions[mid]["records"]) for mid in ids], ignore_index=True)
+        assert streamed["is_anomaly"].any()
+        assert streamed["is_anomaly"].tolist() == batch["is_anomaly"].tolist()
+        np.testing.assert_allclose(streamed["score"], batch["score"])
