@@ -22,6 +22,19 @@ __all__ = ["BearerAuthMiddleware", "BodyLimitMiddleware", "CatchAllMiddleware"]
 log = logging.getLogger(__name__)
 
 
+class _TrackingSend:
+    """Wrap ``send`` and record in ``started`` whether the response has begun (its status line went out)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class CatchAllMiddleware:
     """Turn any exception that escaped the handlers into a generic 500; log it server-side with secrets redacted.
 
@@ -35,20 +48,13 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracking = _TrackingSend(send)
         try:
-            await self.app(scope, receive, send_tracking)
+            await self.app(scope, receive, tracking)
         except Exception as exc:
             trace = redact("".join(traceback.format_exception(exc)))
             log.error("unhandled error on %s %s:\n%s", scope.get("method"), scope.get("path"), trace)
-            if not started:
+            if not tracking.started:
                 await error_response(500, GENERIC_500)(scope, receive, send)
 
 
@@ -99,18 +105,11 @@ class BodyLimitMiddleware:
                     raise self._too_large_error()  # FastAPI re-raises HTTPExceptions met while parsing a body
             return message
 
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracking = _TrackingSend(send)
         try:
-            await self.app(scope, receive_limited, send_tracking)
+            await self.app(scope, receive_limited, tracking)
         except ApiError as exc:
-            if exc.status_code != 413 or started:
+            if exc.status_code != 413 or tracking.started:
                 raise
             await self._too_large()(scope, receive, send)
 

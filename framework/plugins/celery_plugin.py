@@ -132,19 +132,13 @@ class CeleryPlugin:
             with app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.settings.connect_timeout)
         except Exception as exc:
-            raise PluginUnavailable(
-                f"cannot reach the Celery broker at {self._where('broker')}: {type(exc).__name__}: {exc}",
-                plugin_type="taskqueue",
-            ) from exc
+            raise _unavailable(f"cannot reach the Celery broker at {self._where('broker')}", exc) from exc
 
     def _check_backend(self, app: Celery) -> None:
         try:
             app.backend.client.ping()
         except Exception as exc:
-            raise PluginUnavailable(
-                f"cannot reach the Celery result backend at {self._where('backend')}: {type(exc).__name__}: {exc}",
-                plugin_type="taskqueue",
-            ) from exc
+            raise _unavailable(f"cannot reach the Celery result backend at {self._where('backend')}", exc) from exc
 
     def health_check(self) -> tuple[bool, dict]:
         """Broker connection, result backend ping and live workers on this queue. Never raises."""
@@ -203,10 +197,7 @@ class CeleryPlugin:
             app.send_task(task_name, kwargs=dict(kwargs), task_id=task_id, queue=self.settings.queue)
         except Exception as exc:
             self._forget(task_id)
-            raise PluginUnavailable(
-                f"cannot queue job {task_id} on {self._where('broker')}: {type(exc).__name__}: {exc}",
-                plugin_type="taskqueue",
-            ) from exc
+            raise _unavailable(f"cannot queue job {task_id} on {self._where('broker')}", exc) from exc
         return task_id
 
     def _forget(self, task_id: str) -> None:
@@ -220,19 +211,13 @@ class CeleryPlugin:
         try:
             return backend.get(backend.get_key_for_task(task_id)) is not None
         except Exception as exc:
-            raise PluginUnavailable(
-                f"cannot read job {task_id} from {self._where('backend')}: {type(exc).__name__}: {exc}",
-                plugin_type="taskqueue",
-            ) from exc
+            raise _unavailable(f"cannot read job {task_id} from {self._where('backend')}", exc) from exc
 
     def _state(self, task_id: str) -> str:
         try:
             state = self.app.AsyncResult(task_id).state
         except Exception as exc:
-            raise PluginUnavailable(
-                f"cannot read job {task_id} from {self._where('backend')}: {type(exc).__name__}: {exc}",
-                plugin_type="taskqueue",
-            ) from exc
+            raise _unavailable(f"cannot read job {task_id} from {self._where('backend')}", exc) from exc
         if state == states.PENDING and not self._meta_exists(task_id):
             raise ExperimentNotFound(f"no job {task_id!r} (unknown, or its record expired)")
         return state
@@ -253,9 +238,7 @@ class CeleryPlugin:
         except CeleryTimeoutError:
             raise TimeoutError(f"job {task_id} did not finish within {timeout:g} s") from None
         except Exception as exc:
-            raise PluginUnavailable(
-                f"cannot wait for job {task_id}: {type(exc).__name__}: {exc}", plugin_type="taskqueue"
-            ) from exc
+            raise _unavailable(f"cannot wait for job {task_id}", exc) from exc
         state = result.state
         if state == states.SUCCESS:
             return value
@@ -275,12 +258,15 @@ class CeleryPlugin:
                 task_id, terminate=True, signal="SIGTERM", reply=True, timeout=self.health_timeout
             )
         except Exception as exc:
-            raise PluginUnavailable(
-                f"cannot cancel job {task_id}: {type(exc).__name__}: {exc}", plugin_type="taskqueue"
-            ) from exc
+            raise _unavailable(f"cannot cancel job {task_id}", exc) from exc
         if not replies:
             log.warning("no live worker acknowledged the cancellation of job %s", task_id)
             return False
         if state in (states.PENDING, states.RECEIVED):  # the worker marks it when the message arrives; say so now
             self.app.backend.mark_as_revoked(task_id, "cancelled")
         return True
+
+
+def _unavailable(what: str, exc: Exception) -> PluginUnavailable:
+    """``PluginUnavailable("<what>: <ExcType>: <exc>")`` for a failed broker or backend call."""
+    return PluginUnavailable(f"{what}: {type(exc).__name__}: {exc}", plugin_type="taskqueue")

@@ -44,6 +44,7 @@ from framework.plugins.datastream import (
     Delivery,
     OutgoingMessage,
 )
+from framework.plugins.per_thread import PerThread
 
 __all__ = ["LocalStreamPlugin"]
 
@@ -105,9 +106,7 @@ class LocalStreamPlugin(DataStreamPlugin):
         self.visibility_timeout = visibility_timeout
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: PerThread[sqlite3.Connection] = PerThread(sqlite3.Connection.close)
         self._token: str | None = None
         self._last_reap = 0.0
 
@@ -139,11 +138,7 @@ class LocalStreamPlugin(DataStreamPlugin):
             except PluginError as exc:
                 log.warning("could not requeue unsettled deliveries at shutdown (%s); they return after a restart", exc)
         self._token = None
-        with self._lock:
-            connections, self._connections = self._connections, []
-            self._local = threading.local()
-        for db in connections:
-            db.close()
+        self._connections.close_all()
 
     def connect(self) -> None:
         """Open the calling thread's connection now (it is otherwise opened on first use)."""
@@ -151,14 +146,7 @@ class LocalStreamPlugin(DataStreamPlugin):
 
     def disconnect(self) -> None:
         """Close the calling thread's connection. Its deliveries stay leased to this instance."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            return
-        with self._lock:
-            if db in self._connections:
-                self._connections.remove(db)
-        self._local.db = None
-        db.close()
+        self._connections.discard_current()
 
     def health_check(self) -> tuple[bool, dict]:
         """Open the file, read the queue depths. Never raises."""
@@ -415,26 +403,21 @@ class LocalStreamPlugin(DataStreamPlugin):
         return Path(self.path).expanduser()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._file(), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute(f"PRAGMA synchronous = {str(self.synchronous).upper()}")
+        try:
+            db = sqlite3.connect(self._file(), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {str(self.synchronous).upper()}")
+        except sqlite3.Error as exc:
+            raise PluginUnavailable(
+                f"LocalStreamPlugin: cannot open {self._file()}: {exc}", plugin_type=self.plugin_type
+            ) from exc
         return db
 
     def _db(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
         if self._token is None:
             raise PluginError("LocalStreamPlugin is not initialized; call initialize()", plugin_type=self.plugin_type)
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = self._open()
-            except sqlite3.Error as exc:
-                raise PluginUnavailable(
-                    f"LocalStreamPlugin: cannot open {self._file()}: {exc}", plugin_type=self.plugin_type
-                ) from exc
-            with self._lock:
-                self._local.db = db
-                self._connections.append(db)
-        return db
+        return self._connections.get(self._open)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -44,6 +44,7 @@ from framework.plugins.datastream import (
     Delivery,
     OutgoingMessage,
 )
+from framework.plugins.per_thread import PerThread
 
 __all__ = ["RabbitMQPlugin"]
 
@@ -180,9 +181,8 @@ class RabbitMQPlugin(DataStreamPlugin):
         self.retry_interval_start = retry_interval_start
         self.retry_interval_step = retry_interval_step
         self.retry_interval_max = retry_interval_max
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._sessions: list[_Session] = []
+        self._lock = threading.Lock()  # guards _declared
+        self._sessions: PerThread[_Session] = PerThread(_Session.close)
         self._declared: set[str] = set()
         self._initialized = False
 
@@ -202,11 +202,7 @@ class RabbitMQPlugin(DataStreamPlugin):
     def shutdown(self) -> None:
         """Close every thread's connection. Idempotent. Stop consumers first."""
         self._initialized = False
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-            self._local = threading.local()
-        for session in sessions:
-            session.close()
+        self._sessions.close_all()
 
     def connect(self) -> None:
         """Open the calling thread's connection now (it is otherwise opened on first use)."""
@@ -214,24 +210,17 @@ class RabbitMQPlugin(DataStreamPlugin):
 
     def disconnect(self) -> None:
         """Close the calling thread's connection; its unsettled deliveries go back to their queues."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            return
-        with self._lock:
-            if session in self._sessions:
-                self._sessions.remove(session)
-        self._local.session = None
-        session.close()
+        self._sessions.discard_current()
 
     def health_check(self) -> tuple[bool, dict]:
         """Probe the broker on a short-lived connection: login, a passive declare, and queue depths. Never raises."""
         details: dict[str, Any] = {"broker": self._where(), "username": self.username, "queue_type": self.queue_type}
         if not self._initialized:
             return False, {**details, "status": "not initialized"}
+        details["thread_connections"] = sum(
+            1 for s in self._sessions.snapshot() if s.connection is not None and s.connection.connected
+        )
         with self._lock:
-            details["thread_connections"] = sum(
-                1 for s in self._sessions if s.connection is not None and s.connection.connected
-            )
             declared = sorted(self._declared)
         conn = self._connection(timeout=min(self.connect_timeout, _HEALTH_TIMEOUT))
         try:
@@ -529,7 +518,7 @@ class RabbitMQPlugin(DataStreamPlugin):
 
     def _settleable(self, deliveries: Sequence[Delivery], what: str) -> tuple[_Session, list[int]]:
         """Sorted tags of ``deliveries`` still unsettled on this thread's current channel; marks them settled."""
-        session = getattr(self._local, "session", None)
+        session = self._sessions.current()
         numbers: list[int] = []
         stale = 0
         if not deliveries:
@@ -602,13 +591,7 @@ class RabbitMQPlugin(DataStreamPlugin):
     def _session(self) -> _Session:
         if not self._initialized:
             raise PluginError("RabbitMQPlugin is not initialized; call initialize()", plugin_type=self.plugin_type)
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = _Session()
-            with self._lock:
-                self._local.session = session
-                self._sessions.append(session)
-        return session
+        return self._sessions.get(_Session)
 
     def _log_retry(self, exc: BaseException, interval: float) -> None:
         log.warning("RabbitMQ at %s unreachable (%s); retrying in %.1fs", self._where(), redact(str(exc)), interval)
