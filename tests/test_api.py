@@ -396,8 +396,13 @@ def test_full_flow(server: Server, process_data: tuple[list[dict], list[dict]]) 
             client.post(f"/experiments/{name}/train", json={"dataset": "absent.csv"}), 404, "not_found", "dataset"
         )
 
+        retrained = client.post(f"/experiments/{name}/retrain", json={"records": test[:5]})
+        assert retrained.status_code == 202, retrained.text
+        assert wait_job(client, retrained.json()["job_id"])["state"] == "succeeded"
+        assert_error(client.post("/experiments/no-such/retrain"), 404, "not_found")
+
         versions = client.get(f"/experiments/{name}/versions").json()
-        assert [v["version"] for v in versions] == [3, 2, 1]
+        assert [v["version"] for v in versions] == [4, 3, 2, 1]
         promoted = client.post(f"/experiments/{name}/versions/1/promote")
         assert promoted.status_code == 200 and "champion" in promoted.json()["aliases"]
         assert client.get(f"/experiments/{name}").json()["champion"] == 1

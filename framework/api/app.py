@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -250,6 +250,21 @@ def _router() -> APIRouter:
             else:
                 data = body.records
             job_id = await run_in_threadpool(hub.submit_training, name, data)
+        status_url = f"/jobs/{job_id}"
+        response.headers["Location"] = status_url
+        return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
+
+    @router.post(
+        "/experiments/{name}/retrain", status_code=202, tags=["training"], responses=_errors(404, 413, 422, 503)
+    )
+    def retrain(
+        name: Name, response: Response, hub: Hub, body: Annotated[RecordsIn | None, Body()] = None
+    ) -> JobAccepted:
+        """Queue a retrain job: the newest training data plus the optional new records, cut to the spec's window.
+
+        ``champion`` moves only if the new version validates. Answers 202 with the job id.
+        """
+        job_id = hub.submit_retrain(name, body.records if body is not None else None)
         status_url = f"/jobs/{job_id}"
         response.headers["Location"] = status_url
         return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
