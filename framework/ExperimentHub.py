@@ -382,7 +382,14 @@ class ExperimentHub:
         return self.jobs_backend.get_result(job_id, timeout=timeout)
 
     def cancel_job(self, job_id: str) -> bool:
-        return self.jobs_backend.cancel(job_id)
+        """Cancel a queued or running job; a training run it had started ends as KILLED (not left RUNNING)."""
+        accepted = self.jobs_backend.cancel(job_id)
+        if accepted:
+            for info in self.experiments():
+                run = self.store.find_job_run(info.name, job_id)
+                if run is not None and run.status == "RUNNING":
+                    self.store.mlops.end_run(run.run_id, "KILLED")
+        return accepted
 
     # -- streams ----------------------------------------------------------------------------------------------
     def stream(self, name: str, stop: threading.Event | None = None, **options: Any) -> Any:

@@ -207,6 +207,20 @@ def test_cancel_stops_a_queued_job(worker: Worker, hub: ExperimentHub, small_dat
     assert hub.cancel_job(long_jobs[0]) is False  # it already ended
 
 
+def test_cancel_of_a_running_job_ends_its_run_killed(worker: Worker, hub: ExperimentHub, slow_data, small_data):
+    name = new_experiment(hub, SLOW_MODEL)
+    job_id = hub.submit_training(name, slow_data)
+    wait_for(lambda: hub.store.find_job_run(name, job_id), 120, "the job's training run to start")
+    assert hub.cancel_job(job_id) is True
+    wait_for(lambda: hub.job(job_id).state == "cancelled", 60, "the job to be cancelled")
+    run = wait_for(lambda: (r := hub.store.find_job_run(name, job_id)) and r.status != "RUNNING" and r, 60,
+                   "the run to end")
+    assert run.status in ("FAILED", "KILLED")  # ended by the task or by the hub: never left RUNNING
+    assert hub.versions(name) == []
+    follow_up = hub.submit_training(name, small_data)  # the worker is still up
+    assert hub.wait_job(follow_up, timeout=JOB_TIMEOUT)["version"] == 1
+
+
 @pytest.mark.slow
 def test_killed_worker_child_reruns_the_job_once(worker: Worker, hub: ExperimentHub, slow_data):
     name = new_experiment(hub, SLOW_MODEL)
