@@ -49,6 +49,7 @@ class ExperimentHub:
         self.config = config if config is not None else default_config()
         self.state_dir: Path = state_dir(self.config)
         self._plugins: dict[str, Plugin] = {}
+        self._failed: dict[str, str] = {}  # plugin type -> why it could not start (strict=False only)
         self._closed = False
         self._models: OrderedDict[tuple[str, int], Experiment] = OrderedDict()
         self._models_lock = threading.Lock()
@@ -56,21 +57,27 @@ class ExperimentHub:
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, path: str | Path | None = None) -> ExperimentHub:
+    def from_config(cls, path: str | Path | None = None, *, strict: bool = True) -> ExperimentHub:
         """Build the hub from ``path`` (default: ``./hub_config.yaml``, else the embedded default).
 
         Plugins are constructed and initialized in the order mlops, datastream, taskqueue. If one fails, those
-        already initialized are shut down and a ``PluginError`` names the plugin and the cause.
+        already initialized are shut down and a ``PluginError`` names the plugin and the cause. With
+        ``strict=False`` (for health reports) a plugin that fails is left out and reported unhealthy instead.
         """
         config = load_config(path)
-        return cls.from_hub_config(config)
+        return cls.from_hub_config(config, strict=strict)
 
     @classmethod
-    def from_hub_config(cls, config: HubConfig) -> ExperimentHub:
+    def from_hub_config(cls, config: HubConfig, *, strict: bool = True) -> ExperimentHub:
         hub = cls(config)
         try:
             for plugin_type, entry in config.plugins.enabled().items():
-                hub.register_plugin(build_plugin(plugin_type, entry.type, entry.config))
+                try:
+                    hub.register_plugin(build_plugin(plugin_type, entry.type, entry.config))
+                except PluginError as exc:
+                    if strict:
+                        raise
+                    hub._failed[plugin_type] = str(exc)
         except BaseException:
             hub.shutdown()
             raise
@@ -98,6 +105,7 @@ class ExperimentHub:
         if old is not None and old is not plugin:
             self._shutdown_plugin(ptype, old)
         self._plugins[ptype] = plugin
+        self._failed.pop(ptype, None)
         self._closed = False
         log.info("registered %s plugin %s", ptype, name)
 
@@ -112,7 +120,9 @@ class ExperimentHub:
 
     def check_plugin_health(self, timeout: float = HEALTH_TIMEOUT_S) -> dict[str, dict[str, Any]]:
         """``{plugin_type: {"healthy": bool, "details": dict}}``. Never raises; each check has ``timeout`` seconds."""
-        report: dict[str, dict[str, Any]] = {}
+        report: dict[str, dict[str, Any]] = {
+            ptype: {"healthy": False, "details": {"error": redact(reason)}} for ptype, reason in self._failed.items()
+        }
         if not self._plugins:
             return report
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(self._plugins), thread_name_prefix="health")

@@ -43,13 +43,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_hub(config: Path | None) -> Any:
+def open_hub(config: Path | None, *, strict: bool = True) -> Any:
     """Build the hub from ``config``; hub errors become a one-line message and exit code 2."""
     from framework.errors import HubError
     from framework.ExperimentHub import ExperimentHub
 
     try:
-        return ExperimentHub.from_config(config)
+        return ExperimentHub.from_config(config, strict=strict)
     except HubError as exc:
         raise fail(str(exc), code=2) from None
 
@@ -97,8 +97,8 @@ def plugins_command(json_out: JsonOption = False) -> None:
 
 @app.command("health")
 def health_command(config: ConfigOption = None, json_out: JsonOption = False) -> None:
-    """Check every plugin; exit 0 when all are healthy, 1 otherwise."""
-    hub = open_hub(config)
+    """Check every plugin; exit 0 when all are healthy, 1 otherwise (a plugin that cannot start is unhealthy)."""
+    hub = open_hub(config, strict=False)
     with hub:
         report = hub.check_plugin_health()
     if json_out:

@@ -44,10 +44,15 @@ def test_health_exits_1_when_a_plugin_is_down(workdir):
     config = workdir / "down.yaml"
     config.write_text('version: "1.0"\nplugins:\n  datastream: {type: rabbitmq, config: {host: 127.0.0.1, '
                       'port: 1, username: u, password: "pw-not-shown", connect_timeout: 1}}\n')
-    result = run("health", "--config", str(config), home=workdir / "home", cwd=workdir)
-    assert result.returncode == 2  # the plugin cannot even initialize: a one-line error, no traceback
-    assert "datastream" in result.stderr and "Traceback" not in result.stderr
+    result = run("health", "--config", str(config), "--json", home=workdir / "home", cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["datastream"]["healthy"] is False
+    assert "RabbitMQPlugin (datastream): initialize() failed" in report["datastream"]["details"]["error"]
+    assert "Traceback" not in result.stderr
     assert "pw-not-shown" not in result.stderr + result.stdout
+    train = run("train", "x", "--config", str(config), "--data", "train.csv", home=workdir / "home", cwd=workdir)
+    assert train.returncode == 2 and "initialize() failed" in train.stderr  # other commands fail fast
 
 
 def test_train_predict_list_show_promote(workdir):

@@ -176,6 +176,12 @@ def test_from_config_cleans_up_when_a_later_plugin_fails(tmp_path, monkeypatch):
 
     assert fake_plugins.EVENTS == ["init:good", "shutdown:good"]
     assert events == []
+    with ExperimentHub.from_config(config, strict=False) as hub:  # for health reports: keep what starts
+        report = hub.check_plugin_health()
+        assert report["mlops"] == {"healthy": True, "details": {}}
+        assert report["datastream"]["healthy"] is False
+        assert "OSError: port closed" in report["datastream"]["details"]["error"]
+        assert hub.get_plugin("datastream") is None
 
 
 def test_registry_resolves_aliases_lazily_and_explains_typos():
