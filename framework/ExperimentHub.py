@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from framework.config import ExperimentEntry, HubConfig, default_config, load_config, state_dir
-from framework.errors import ConfigError, ExperimentNotFound, HubError, JobFailed, PluginError, redact
+from framework.errors import (
+    ConfigError,
+    ExperimentNotFound,
+    HubError,
+    JobFailed,
+    PluginError,
+    is_secret_key,
+    redact,
+)
 from framework.jobs import RETRAIN_TASK, TRAIN_TASK, JobInfo, LocalExecutor
 from framework.plugins.base import Plugin
 from framework.plugins.registry import build_plugin
@@ -50,7 +58,6 @@ class ExperimentHub:
         self.state_dir: Path = state_dir(self.config)
         self._plugins: dict[str, Plugin] = {}
         self._failed: dict[str, str] = {}  # plugin type -> why it could not start (strict=False only)
-        self._closed = False
         self._models: OrderedDict[tuple[str, int], Experiment] = OrderedDict()
         self._models_lock = threading.Lock()
         self._local_jobs: LocalExecutor | None = None
@@ -106,7 +113,6 @@ class ExperimentHub:
             self._shutdown_plugin(ptype, old)
         self._plugins[ptype] = plugin
         self._failed.pop(ptype, None)
-        self._closed = False
         log.info("registered %s plugin %s", ptype, name)
 
     def get_plugin(self, plugin_type: str) -> Any | None:
@@ -146,7 +152,6 @@ class ExperimentHub:
             self._local_jobs = None
         for ptype in reversed(list(self._plugins)):
             self._shutdown_plugin(ptype, self._plugins.pop(ptype))
-        self._closed = True
 
     def _shutdown_plugin(self, ptype: str, plugin: Plugin) -> None:
         try:
@@ -451,7 +456,7 @@ def _mask(details: dict[str, Any]) -> dict[str, Any]:
     """Redact secrets in string values of health details (plugins should not leak them; this is the backstop)."""
     masked: dict[str, Any] = {}
     for key, value in details.items():
-        if any(word in key.lower() for word in ("password", "secret", "token", "api_key")):
+        if is_secret_key(key):
             masked[key] = "***"
         elif isinstance(value, str):
             masked[key] = redact(value)

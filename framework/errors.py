@@ -34,11 +34,19 @@ __all__ = [
     "JobFailed",
     "PluginError",
     "PluginUnavailable",
+    "is_secret_key",
     "redact",
 ]
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-_SECRET_PAIRS = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",;&}]+")
+_SECRET_WORDS = r"password|passwd|pwd|token|secret|api[_-]?key|credentials?"
+_SECRET_PAIRS = re.compile(rf"(?i)\b({_SECRET_WORDS})(['\"]?\s*[:=]\s*['\"]?)[^\s'\",;&}}]+")
+_SECRET_KEY = re.compile(rf"(?i)(^|[_.-])({_SECRET_WORDS})($|[_.-])")
+
+
+def is_secret_key(key: str) -> bool:
+    """True for names such as ``password``, ``broker_password`` or ``api-key`` whose values must be masked."""
+    return _SECRET_KEY.search(str(key)) is not None
 
 
 def redact(text: str) -> str:

@@ -38,8 +38,6 @@ class JobInfo:
 class LocalExecutor:
     """Runs named tasks in-process on ``max_workers`` threads, behind the TaskQueuePlugin methods."""
 
-    plugin_type = "taskqueue"
-
     def __init__(self, tasks: Mapping[str, Callable[..., Any]], max_workers: int = 2) -> None:
         self._tasks = dict(tasks)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
@@ -47,13 +45,9 @@ class LocalExecutor:
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
-    def initialize(self) -> None: ...
-
     def shutdown(self) -> None:
+        """Cancel queued jobs and wait for running ones."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def health_check(self) -> tuple[bool, dict]:
-        return True, {"executor": "in-process", "jobs": len(self._futures)}
 
     def submit_task(self, task_name: str, kwargs: Mapping[str, Any], task_id: str | None = None) -> str:
         if task_name not in self._tasks:

@@ -61,7 +61,15 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from framework.errors import DataValidationError, ExperimentNotFound, HubError, PluginError, PluginUnavailable, redact
+from framework.errors import (
+    DataValidationError,
+    ExperimentNotFound,
+    HubError,
+    PluginError,
+    PluginUnavailable,
+    is_secret_key,
+    redact,
+)
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord, RunStatus
 
 __all__ = ["MLflowPlugin", "PyfuncModelWrapper"]
@@ -70,7 +78,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "champion"
 _TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
-_SECRET_KEY = re.compile(r"(?i)(^|[_.-])(password|passwd|pwd|token|secret|api[_-]?key|credentials?)($|[_.-])")
 _RUNS_SOURCE = re.compile(r"^runs:/(?P<run_id>[0-9a-zA-Z]+)/(?P<path>.+)$")
 _MODEL_REQUIREMENTS = ("mlflow", "cloudpickle", "pandas", "numpy", "scikit-learn")
 
@@ -163,7 +170,7 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 def _masked_value(key: str, value: Any, limit: int) -> str:
     """Stringify, mask secrets (by key name and by content) and truncate to MLflow's length limit."""
-    text = "***" if _SECRET_KEY.search(str(key)) else redact(str(value))
+    text = "***" if is_secret_key(key) else redact(str(value))
     return text[:limit]
 
 
