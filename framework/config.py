@@ -265,13 +265,10 @@ class ModelSpec(_Strict):
 
 
 class RetrainPolicy(_Strict):
-    """When the hub retrains on its own: every N new rows, on drift, or when a metric crosses a threshold."""
+    """How the hub retrains: on the most recent ``window`` rows, and, from a stream, every ``every_n_rows`` rows."""
 
     window: int | None = Field(default=None, gt=0, description="train on the most recent N rows (default: all)")
-    every_n_rows: int | None = Field(default=None, gt=0)
-    on_drift: bool = False
-    metric: str | None = None
-    metric_threshold: float | None = None
+    every_n_rows: int | None = Field(default=None, gt=0, description="the stream submits a retrain job this often")
 
 
 class ExperimentSpec(_Strict):
