@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from pyarrow import ArrowException as ArrowError
 
-from framework.errors import ConflictError, DataValidationError, ExperimentNotFound
+from framework.errors import ConflictError, DataValidationError, ExperimentNotFound, HubError, PluginUnavailable
 from framework.Experiment import Experiment, Validation
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
@@ -271,7 +271,9 @@ class ExperimentStore:
         with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
             try:
                 path = self.mlops.download_artifact(chosen.run_id, f"figures/{figure}.json", tmp)
-            except Exception as exc:
+            except PluginUnavailable:
+                raise  # the store is down: say so, do not claim the figure is missing
+            except (HubError, OSError) as exc:
                 raise ExperimentNotFound(
                     f"experiment {name!r} version {chosen.version} has no figure {figure!r}"
                 ) from exc

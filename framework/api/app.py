@@ -289,7 +289,6 @@ def _router() -> APIRouter:
         alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
     ) -> Response:
         """Score records with the served model (the champion unless ``version`` or ``alias`` says otherwise)."""
-        hub.get_experiment(name)
         frame = hub.predict(name, body.records, version=version, alias=alias)
         payload = encode_records(frame, **({"input_id": body.id} if body.id else {}))
         return Response(payload, media_type="application/json")
