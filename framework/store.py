@@ -136,7 +136,9 @@ class ExperimentStore:
             self._log_frame(run_id, data, TRAIN_DATA)
             model_uri = self.mlops.log_model(run_id, experiment)
             version = self.mlops.register_model(name, model_uri, run_id=run_id)
-            promoted = validation.passed
+            champion = self.mlops.get_alias(name, CHAMPION)
+            # a newer version trained concurrently keeps the champion: it moves forward only
+            promoted = validation.passed and (champion is None or champion.version < version.version)
             if promoted:
                 self.mlops.set_alias(name, CHAMPION, version.version)
             self.mlops.set_tags(

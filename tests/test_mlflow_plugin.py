@@ -113,6 +113,34 @@ def test_params_metrics_artifacts_and_figures_read_back(mlflow_plugin: MLflowPlu
     assert mlflow_plugin.search_runs(unique("missing")) == []
 
 
+def test_concurrent_alias_creation_does_not_collide(server_mlflow_plugin: MLflowPlugin) -> None:
+    """Two writers creating the same alias at once (two trainings finishing together) both succeed."""
+    plugin = server_mlflow_plugin
+    client = MlflowClient(plugin.mlflow_uri)
+    errors: list[BaseException] = []
+    for _ in range(6):
+        name = unique()
+        with plugin.run(name) as run_id:
+            uri = plugin.log_model(run_id, ScoreModel(seed=1))
+        versions = [plugin.register_model(name, uri, run_id=run_id).version for _ in range(2)]
+        barrier = threading.Barrier(2)
+
+        def claim(version: int, model: str = name, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                plugin.set_alias(model, "champion", version)
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=claim, args=(v,)) for v in versions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert int(client.get_model_version_by_alias(name, "champion").version) in versions
+    assert errors == []
+
+
 def test_model_log_register_alias_load(mlflow_plugin: MLflowPlugin) -> None:
     name = unique()
     model, live = ScoreModel(seed=1), frame(seed=7)

@@ -675,8 +675,16 @@ class MLflowPlugin(MLOpsPlugin):
         return self._version(version)
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version``. MLflow's set is check-then-insert, so two writers racing to create
+        the same alias collide on its unique key; the loser retries, which then updates the alias."""
         with self._mlflow(f"set alias {alias!r} of model {name!r}") as client:
-            client.set_registered_model_alias(name, alias, str(version))
+            for attempt in range(3):
+                try:
+                    client.set_registered_model_alias(name, alias, str(version))
+                    return
+                except MlflowException as exc:
+                    if attempt == 2 or "unique" not in str(exc).lower():
+                        raise
 
     def get_alias(self, name: str, alias: str) -> ModelVersion | None:
         """The version the alias points at, or None (also when the model does not exist)."""
