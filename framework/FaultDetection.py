@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from framework.config import ExperimentSpec, ModelSpec
 from framework.errors import DataValidationError
 from framework.Experiment import Experiment, Validation, coerce_timestamps
+from framework.metrics import detection_metrics
 from framework.models.detectors import Detector, build_detector
 from framework.models.mspc import PCAMSPC, DetectorScores
 
@@ -274,13 +275,10 @@ class FaultDetectionExperiment(Experiment):
     def evaluate(self, df: pd.DataFrame) -> dict[str, float]:
         """Detection metrics against the spec's ``label`` column (0/1 or bool; 1 = fault).
 
-        Keys: ``roc_auc``, ``pr_auc`` (average precision), ``precision``, ``recall``, ``f1`` (of ``is_anomaly``),
-        ``false_alarm_rate`` (alarms among label-0 rows), ``detection_rate`` (share of fault episodes, i.e. maximal
-        runs of label 1, with an alarm inside), ``mean_detection_delay_rows`` (first alarm minus episode start, over
-        detected episodes), ``mean_detection_delay_s`` (with a timestamp), ``n_episodes``. Undefined values are NaN.
+        The keys are the shared vocabulary of ``framework.metrics.detection_metrics`` (``detection_rate``,
+        ``false_alarm_rate``, ``mean_detection_delay`` in rows, ``precision``, ``recall``, ``f1``, ``roc_auc``,
+        ``pr_auc``, ``n_episodes``), plus ``mean_detection_delay_s`` with a timestamp. Undefined values are NaN.
         """
-        from sklearn.metrics import average_precision_score, roc_auc_score
-
         label = self.spec.label
         if not label:
             raise DataValidationError("evaluate() needs labels: set the spec's 'label' column", field="label")
@@ -289,34 +287,8 @@ class FaultDetectionExperiment(Experiment):
             raise DataValidationError("label column is missing", field=label)
         y_all = _labels(df[label], label)
         columns, order, _ = self._scored(df)
-        y, score, alarm = y_all[order], columns["score"], columns["is_anomaly"]
-
-        both = 0 < y.sum() < len(y)
-        tp, fp, fn = int(np.sum(alarm & y)), int(np.sum(alarm & ~y)), int(np.sum(~alarm & y))
-        metrics = {
-            "roc_auc": float(roc_auc_score(y, score)) if both else np.nan,
-            "pr_auc": float(average_precision_score(y, score)) if both else np.nan,
-            "precision": tp / (tp + fp) if tp + fp else np.nan,
-            "recall": tp / (tp + fn) if tp + fn else np.nan,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan,
-            "false_alarm_rate": float(alarm[~y].mean()) if (~y).any() else np.nan,
-        }
-        edges = np.diff(np.concatenate([[0], y.astype(np.int8), [0]]))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        alarm_rows = np.flatnonzero(alarm)
-        nxt = np.searchsorted(alarm_rows, starts)
-        first = alarm_rows[np.minimum(nxt, len(alarm_rows) - 1)] if len(alarm_rows) else starts
-        detected = (nxt < len(alarm_rows)) & (first < ends)
-        metrics["n_episodes"] = float(len(starts))
-        metrics["detection_rate"] = float(detected.mean()) if len(starts) else np.nan
-        metrics["mean_detection_delay_rows"] = (
-            float(np.mean(first - starts, where=detected)) if detected.any() else np.nan
-        )
-        if self.spec.timestamp:
-            times = columns[self.spec.timestamp]
-            delays = (times[first] - times[starts]) / np.timedelta64(1, "s")
-            metrics["mean_detection_delay_s"] = float(np.mean(delays, where=detected)) if detected.any() else np.nan
-        return {k: float(v) for k, v in metrics.items()}
+        times = columns[self.spec.timestamp] if self.spec.timestamp else None
+        return detection_metrics(y_all[order], columns["is_anomaly"], columns["score"], times)
 
     # -------------------------------------------------------------- figures
     def figures(self, df: pd.DataFrame | None = None) -> dict[str, Any]:

@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from framework.config import ExperimentSpec, ModelSpec
 from framework.errors import DataValidationError
 from framework.Experiment import DataQualityWarning, Experiment, Validation, coerce_timestamps
-from framework.models.forecasters import Forecaster, forecast_metrics, make_forecaster, mase_scale
+from framework.metrics import detection_metrics, forecast_metrics, mase_scale, normal_quantile
+from framework.models.forecasters import Forecaster, make_forecaster
 
 __all__ = [
     "AnomalySettings",
@@ -306,7 +307,7 @@ class TimeSeriesExperiment(Experiment):
         series = _fill_gaps(np.concatenate([prefix, new]), self.seasonal_period_, self.spec.max_gap, warn=False)
         forecast = self._robust_one_step(series)[positions]
         threshold = self._threshold()
-        width = _z(self.spec.interval) * self.sigma_
+        width = normal_quantile(self.spec.interval) * self.sigma_
         residual = values - forecast
         score = residual / self.sigma_
         out = pd.DataFrame(
@@ -337,15 +338,16 @@ class TimeSeriesExperiment(Experiment):
         return self.model_.one_step(np.where(flagged, first, y))
 
     def _threshold(self) -> float:
-        return _z(self.spec.interval) if self.spec.anomaly.method == "interval" else self.spec.anomaly.threshold
+        if self.spec.anomaly.method == "interval":
+            return normal_quantile(self.spec.interval)
+        return self.spec.anomaly.threshold
 
     # ------------------------------------------------------------------------------------ evaluate
     def evaluate(self, df: pd.DataFrame) -> dict[str, float]:
-        """One-step forecast metrics on ``df`` and, with labels, anomaly precision/recall/F1 and detection delay.
+        """One-step forecast metrics on ``df`` and, with labels, the shared detection metrics of the anomaly flags.
 
-        The label column is the spec's ``label``, else ``is_anomaly`` when ``df`` has it. The mean detection delay
-        is in steps from the start of each labelled episode (a run of labelled rows) to its first flagged row,
-        over the episodes that were detected.
+        The label column is the spec's ``label``, else ``is_anomaly`` when ``df`` has it. The detection keys are
+        those of ``framework.metrics.detection_metrics`` (``mean_detection_delay`` in steps).
         """
         self.check_is_fitted()
         if self.spec.target not in df.columns:
@@ -369,7 +371,7 @@ class TimeSeriesExperiment(Experiment):
             raise DataValidationError(f"label column missing; got {list(df.columns)[:20]}", field=label)
         truth = self.numeric_frame(df, [label])[label].fillna(0).loc[scored.index].to_numpy() > 0
         flagged = scored["is_anomaly"].to_numpy()
-        metrics.update(_detection_metrics(truth, flagged))
+        metrics.update(detection_metrics(truth, flagged, scored["score"].to_numpy()))
         return metrics
 
     # ------------------------------------------------------------------------------------- figures
@@ -513,31 +515,3 @@ def _robust_sigma(residuals: np.ndarray) -> float:
     return sigma if sigma > 0 else 1e-9
 
 
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
-
-
-def _detection_metrics(truth: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
-    """Point-wise precision/recall/F1, and per-episode recall and mean detection delay (steps)."""
-    tp = int((truth & flagged).sum())
-    precision = tp / int(flagged.sum()) if flagged.any() else 0.0
-    recall = tp / int(truth.sum()) if truth.any() else float("nan")
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    edges = np.diff(np.concatenate([[0], truth.astype(int), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    delays = []
-    for start, end in zip(starts, ends, strict=True):
-        hits = np.flatnonzero(flagged[start:end])
-        if hits.size:
-            delays.append(int(hits[0]))
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "n_episodes": float(len(starts)),
-        "episode_recall": len(delays) / len(starts) if len(starts) else float("nan"),
-        "mean_detection_delay": float(np.mean(delays)) if delays else float("nan"),
-        "false_alarms": float((flagged & ~truth).sum()),
-    }

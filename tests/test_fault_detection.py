@@ -205,7 +205,7 @@ def test_evaluate_on_a_hand_made_example():
     assert metrics["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 3))
     assert metrics["false_alarm_rate"] == pytest.approx(1 / 7)
     assert metrics["n_episodes"] == 2 and metrics["detection_rate"] == 0.5
-    assert metrics["mean_detection_delay_rows"] == 1.0
+    assert metrics["mean_detection_delay"] == 1.0
     assert metrics["mean_detection_delay_s"] == 2.0
 
 

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from framework.errors import ConfigError
+from framework.metrics import mase_scale, normal_quantile
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -41,9 +42,7 @@ __all__ = [
     "Forecaster",
     "Param",
     "ProphetForecaster",
-    "forecast_metrics",
     "make_forecaster",
-    "mase_scale",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,31 +75,6 @@ class Param:
         return value
 
 
-def mase_scale(y: np.ndarray, season_length: int) -> float:
-    """In-sample MAE of the seasonal naive forecast (lag ``season_length``, or 1 if the series is too short)."""
-    lag = season_length if len(y) > season_length else 1
-    diffs = np.abs(y[lag:] - y[:-lag])
-    scale = float(np.mean(diffs)) if diffs.size else float("nan")
-    return scale if scale > 0 else float("nan")
-
-
-def forecast_metrics(
-    actual: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float
-) -> dict[str, float]:
-    """MASE (scaled by ``scale``), sMAPE (percent), MAE, RMSE and interval coverage of one forecast."""
-    err = actual - mean
-    mae = float(np.mean(np.abs(err)))
-    denom = np.abs(actual) + np.abs(mean)
-    ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
-    return {
-        "mase": mae / scale if scale > 0 else float("nan"),
-        "smape": float(100 * np.mean(ratio)),
-        "mae": mae,
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "coverage": float(np.mean((actual >= lower) & (actual <= upper))),
-    }
-
-
 def _point_mase(model: Forecaster, y: np.ndarray, origin: int, h: int, m: int) -> float:
     """MASE of ``model``'s point forecast of ``y[origin:origin + h]`` made from ``y[:origin]``."""
     mean = model.point_forecast(y[:origin], h)
@@ -111,12 +85,6 @@ def _level_key(level: float) -> int | float:
     """statsforecast's level argument (percent) as it appears in its output keys ``lo-95``."""
     pct = round(100 * level, 6)
     return int(pct) if float(pct).is_integer() else pct
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
 
 
 def _check_ets_code(code: str) -> None:
@@ -216,7 +184,7 @@ class SeasonalNaive(Forecaster):
         mean = y[-self.lag_ :][steps % self.lag_]
         if level is None:
             return mean, mean, mean
-        width = _z(level) * self.sigma_ * np.sqrt(steps // self.lag_ + 1)
+        width = normal_quantile(level) * self.sigma_ * np.sqrt(steps // self.lag_ + 1)
         return mean, mean - width, mean + width
 
     def _one_step(self, y: np.ndarray) -> np.ndarray:
@@ -578,7 +546,7 @@ class ProphetForecaster(Forecaster):
         if level is None:
             return mean, mean, mean
         variance = np.cumsum(self.phi_ ** (2 * np.arange(h))) * self.sigma_**2
-        width = _z(level) * np.sqrt(variance)
+        width = normal_quantile(level) * np.sqrt(variance)
         return mean, mean - width, mean + width
 
     def _one_step(self, y: np.ndarray) -> np.ndarray:
