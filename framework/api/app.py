@@ -56,7 +56,7 @@ from framework.api.models import (
     TrainIn,
     VersionOut,
 )
-from framework.config import HubConfig, load_config
+from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
 from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
 from framework.store import CHAMPION
@@ -65,7 +65,6 @@ __all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "EXPERIMENTHUB_API_KEY"
 OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 DATASETS_DIR = "datasets"
 

@@ -25,7 +25,8 @@ from typing import Any
 from celery import Celery, states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from framework.errors import ConfigError, ExperimentNotFound, JobFailed, PluginError, PluginUnavailable, redact
+from framework.errors import ExperimentNotFound, JobFailed, PluginError, PluginUnavailable, redact
+from framework.plugins.settings import CeleryConfig, validated_by
 from framework.plugins.taskqueue import JobState
 from framework.worker import CelerySettings, create_app
 
@@ -54,7 +55,9 @@ class CeleryPlugin:
     """
 
     plugin_type = "taskqueue"
+    config_model = CeleryConfig
 
+    @validated_by(CeleryConfig)
     def __init__(
         self,
         broker_url: str,
@@ -68,21 +71,6 @@ class CeleryPlugin:
         connect_timeout: float = 4.0,
         health_timeout: float = 1.0,
     ) -> None:
-        for field, value in (("broker_url", broker_url), ("backend_url", backend_url), ("app_name", app_name)):
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("must be a non-empty string", field=field)
-        if not isinstance(queue, str) or not queue.strip():
-            raise ConfigError("must be a non-empty string", field="queue")
-        for field, number in (
-            ("task_time_limit", task_time_limit),
-            ("result_expires", result_expires),
-            ("connect_timeout", connect_timeout),
-            ("health_timeout", health_timeout),
-        ):
-            if not isinstance(number, int | float) or number <= 0:
-                raise ConfigError("must be a positive number of seconds", field=field)
-        if task_soft_time_limit is not None and not 0 < task_soft_time_limit < task_time_limit:
-            raise ConfigError("must be between 0 and task_time_limit", field="task_soft_time_limit")
         self.settings = CelerySettings(
             broker_url=broker_url,
             backend_url=backend_url,
