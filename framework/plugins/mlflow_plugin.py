@@ -518,20 +518,6 @@ class MLflowPlugin(MLOpsPlugin):
         with self._lock:
             self._open_runs.discard(run_id)
 
-    @contextlib.contextmanager
-    def run(self, experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
-        """``with plugin.run("exp") as run_id:`` ends FINISHED, or FAILED (and re-raises) if the body raises."""
-        run_id = self.start_run(experiment, run_name=run_name, tags=tags)
-        try:
-            yield run_id
-        except BaseException:
-            try:
-                self.end_run(run_id, "FAILED")
-            except HubError as exc:  # keep the body's error; shutdown retries the run later
-                log.warning("could not mark run %s FAILED: %s", run_id, exc)
-            raise
-        self.end_run(run_id, "FINISHED")
-
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches of 100; values are stringified, masked and truncated to MLflow's limit."""
         items = [Param(str(k), _masked_value(k, v, MAX_PARAM_VAL_LENGTH)) for k, v in params.items()]
