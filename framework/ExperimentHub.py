@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any
 from framework.config import ExperimentEntry, HubConfig, default_config, load_config, state_dir
 from framework.errors import (
     ConfigError,
-    ExperimentNotFound,
     HubError,
-    JobFailed,
     PluginError,
     redact,
     redact_details,
@@ -37,7 +35,8 @@ if TYPE_CHECKING:
     from framework.Experiment import Experiment
     from framework.plugins.mlops import ModelVersion
     from framework.records import DataInput
-    from framework.store import ExperimentInfo, ExperimentStore, TrainResult
+    from framework.store import ExperimentInfo, ExperimentStore
+    from framework.training import TrainResult
 
 __all__ = ["ExperimentHub"]
 
@@ -241,35 +240,19 @@ class ExperimentHub:
         ``champion`` moves to the new version only if it validates (see ``Experiment.validate``).
         """
         from framework.records import load_frame
+        from framework.training import train_version
 
-        experiment = self.new_experiment(name)
-        return self.store.record_training(name, experiment, load_frame(data), job_id=job_id)
+        return train_version(self.store, name, self.new_experiment(name), load_frame(data), job_id=job_id)
 
     def retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> TrainResult:
         """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
         spec's ``retrain.window`` (most recent rows)."""
-        import pandas as pd
-
-        from framework.Experiment import coerce_timestamps
         from framework.records import load_frame
+        from framework.training import retrain_frame, train_version
 
         experiment = self.new_experiment(name)
-        frames = []
-        try:
-            frames.append(self.store.training_data(name))
-        except ExperimentNotFound:
-            if data is None:
-                raise
-        if data is not None:
-            frames.append(load_frame(data))
-        column = experiment.spec.timestamp
-        if len(frames) > 1 and column:  # e.g. datetimes in the snapshot, ISO strings from the stream
-            frames = [f.assign(**{column: coerce_timestamps(f[column], column)}) if column in f else f for f in frames]
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        window = experiment.spec.retrain.window
-        if window is not None:
-            frame = frame.tail(window).reset_index(drop=True)
-        return self.store.record_training(name, experiment, frame, job_id=job_id)
+        frame = retrain_frame(self.store, name, experiment, None if data is None else load_frame(data))
+        return train_version(self.store, name, experiment, frame, job_id=job_id, kind="retrain")
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
         """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
@@ -326,7 +309,8 @@ class ExperimentHub:
         return self._local_jobs
 
     def submit_training(self, name: str, data: DataInput, *, job_id: str | None = None) -> str:
-        """Store ``data`` as a dataset, queue a training job that references it, and return the job id."""
+        """Queue a training job on ``data`` and return the job id. Workers get the data by reference (a stored
+        dataset); in-process jobs get the frame itself."""
         from framework.records import load_frame
 
         self.store.get(name)
@@ -340,58 +324,43 @@ class ExperimentHub:
         return self._submit(RETRAIN_TASK, name, None if data is None else load_frame(data), job_id)
 
     def _submit(self, task: str, name: str, frame: pd.DataFrame | None, job_id: str | None) -> str:
-        dataset_run_id = self.store.save_dataset(name, frame) if frame is not None else None
         job_id = job_id or uuid.uuid4().hex
-        kwargs = {"job_id": job_id, "experiment": name, "dataset_run_id": dataset_run_id}
-        return self.jobs_backend.submit_task(task, kwargs, task_id=job_id)
+        backend = self.jobs_backend
+        kwargs: dict[str, Any] = {"job_id": job_id, "experiment": name}
+        if isinstance(backend, LocalExecutor):
+            kwargs["data"] = frame  # same process: no round trip through the store
+        else:
+            kwargs["dataset_run_id"] = self.store.save_dataset(name, frame) if frame is not None else None
+        return backend.submit_task(task, kwargs, task_id=job_id)
 
     def run_job(
-        self, job_id: str, experiment: str, dataset_run_id: str | None = None, kind: str = "train"
+        self,
+        job_id: str,
+        experiment: str,
+        dataset_run_id: str | None = None,
+        kind: str = "train",
+        data: pd.DataFrame | None = None,
     ) -> dict[str, Any]:
-        """Execute a train or retrain job (on a worker or in-process). Idempotent: a job that already produced a
-        finished run returns that run's result instead of training again."""
-        done = self.store.find_job_run(experiment, job_id)
-        if done is not None and done.status == "FINISHED" and "experimenthub.model_version" in done.tags:
-            log.info("job %s already finished as run %s; not training again", job_id, done.run_id)
-            return self.store.result_of_run(done).to_dict()
-        data = self.store.load_dataset(dataset_run_id) if dataset_run_id else None
-        if kind == "retrain":
-            return self.retrain(experiment, data, job_id=job_id).to_dict()
-        if data is None:
-            raise JobFailed("a training job needs a dataset", job_id=job_id)
-        return self.train(experiment, data, job_id=job_id).to_dict()
+        """Execute a train or retrain job (on a worker or in-process); idempotent by ``job_id``."""
+        from framework.jobs import run_job
+
+        return run_job(
+            self.store, self.new_experiment, job_id, experiment, kind=kind, dataset_run_id=dataset_run_id, data=data
+        )
 
     def job(self, job_id: str) -> JobInfo:
-        """State of a job (queued, running, succeeded, failed, cancelled) with its result or error."""
-        backend = self.jobs_backend
-        state = backend.get_status(job_id)
-        if state == "succeeded":
-            return JobInfo(job_id, state, result=backend.get_result(job_id, timeout=10))
-        if state == "failed":
-            try:
-                backend.get_result(job_id, timeout=10)
-            except JobFailed as exc:
-                return JobInfo(job_id, state, error=str(exc))
-        return JobInfo(job_id, state)
+        """State of a job (queued, running, succeeded, failed, cancelled) with its result or error, from any
+        process: a job this process does not know is read from its training run in the store."""
+        from framework.jobs import job_info
+
+        return job_info(self.jobs_backend, self._store_or_none(), job_id)
 
     def training_history(self, name: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Recent trainings (jobs included) from the store, newest first: one dict per run."""
+        from framework.jobs import training_history
+
         names = [name] if name is not None else [info.name for info in self.experiments()]
-        rows = []
-        for experiment in names:
-            for run in self.store.training_runs(experiment, limit):
-                rows.append(
-                    {
-                        "experiment": experiment,
-                        "run_id": run.run_id,
-                        "status": run.status,
-                        "job_id": run.tags.get("experimenthub.job_id"),
-                        "version": run.tags.get("experimenthub.model_version"),
-                        "promoted": run.tags.get("experimenthub.promoted") == "true",
-                        "started": run.start_time,
-                    }
-                )
-        return sorted(rows, key=lambda row: row["started"] or 0, reverse=True)[:limit]
+        return training_history(self.store, names, limit)
 
     def wait_job(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the job ends; return its result or raise ``JobFailed``."""
@@ -399,13 +368,12 @@ class ExperimentHub:
 
     def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job; a training run it had started ends as KILLED (not left RUNNING)."""
-        accepted = self.jobs_backend.cancel(job_id)
-        if accepted:
-            for info in self.experiments():
-                run = self.store.find_job_run(info.name, job_id)
-                if run is not None and run.status == "RUNNING":
-                    self.store.mlops.end_run(run.run_id, "KILLED")
-        return accepted
+        from framework.jobs import cancel_job
+
+        return cancel_job(self.jobs_backend, self._store_or_none(), job_id)
+
+    def _store_or_none(self) -> ExperimentStore | None:
+        return self.store if "mlops" in self._plugins else None
 
     # -- streams ----------------------------------------------------------------------------------------------
     def stream(self, name: str, stop: threading.Event | None = None, **options: Any) -> Any:

@@ -406,9 +406,13 @@ def serve_command(
 @app.command("demo")
 def demo_command(json_out: JsonOption = False) -> None:
     """Run the whole hub on the embedded default (no servers): train, stream, report."""
+    import warnings
+
     from framework.demo import results_json, run_demo
 
-    results = run_demo(errors if json_out else console)
+    with warnings.catch_warnings():  # the demo's output is its table; library warnings would bury it
+        warnings.simplefilter("ignore")
+        results = run_demo(errors if json_out else console)
     if json_out:
         typer.echo(results_json(results))
     if results["stream"]["missing_predictions"]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,6 @@ def run_demo(console: Console) -> dict[str, Any]:
     from framework.datasets.process import make_process
     from framework.datasets.series import make_series
 
-    warnings.simplefilter("ignore")
     started = time.perf_counter()
     config = default_config()
     with Progress(

@@ -1,25 +1,53 @@
-"""The in-process job executor: the ``TaskQueuePlugin`` interface without a broker (taskqueue disabled).
+"""Jobs: running a train/retrain job, its status, cancel and history; and the in-process executor.
 
-Jobs run on a small thread pool, so callers never block; states are kept per executor instance. The durable
-record of a job is its tagged run in the MLOps store, which makes a replayed job idempotent.
+A job runs on the ``taskqueue`` plugin's workers when one is enabled, else on ``LocalExecutor`` (the
+``TaskQueuePlugin`` interface without a broker): a small thread pool, so callers never block. The durable record of
+a job is its training run in the MLOps store, tagged with the job id: that makes a replayed job idempotent, and
+lets any process read the state of a job that ran elsewhere.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.errors import ExperimentNotFound, JobFailed, redact
 from framework.plugins.taskqueue import JobState
 
-__all__ = ["RETRAIN_TASK", "TRAIN_TASK", "JobInfo", "LocalExecutor"]
+if TYPE_CHECKING:  # store and training import pandas: loaded when a job runs, not with the hub
+    import pandas as pd
+
+    from framework.Experiment import Experiment
+    from framework.store import ExperimentStore
+
+__all__ = [
+    "EVALUATE_TASK",
+    "RETRAIN_TASK",
+    "TRAIN_TASK",
+    "JobInfo",
+    "LocalExecutor",
+    "cancel_job",
+    "job_info",
+    "run_job",
+    "training_history",
+]
+
+log = logging.getLogger(__name__)
 
 TRAIN_TASK = "experimenthub.train"
 RETRAIN_TASK = "experimenthub.retrain"
+EVALUATE_TASK = "experimenthub.evaluate"
+_RUN_STATES: dict[str, JobState] = {
+    "RUNNING": "running",
+    "FINISHED": "succeeded",
+    "FAILED": "failed",
+    "KILLED": "cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +61,75 @@ class JobInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def run_job(
+    store: ExperimentStore,
+    new_experiment: Callable[[str], Experiment],
+    job_id: str,
+    experiment: str,
+    *,
+    kind: str = "train",
+    dataset_run_id: str | None = None,
+    data: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Execute a train or retrain job on a worker or in-process, on ``data`` or the stored ``dataset_run_id``.
+
+    Idempotent: a job that already produced a finished version returns that run's result instead of training again.
+    """
+    from framework.training import result_of_run, retrain_frame, train_version
+
+    done = store.find_job_run(experiment, job_id)
+    if done is not None and store.made_a_version(done):
+        log.info("job %s already finished as run %s; not training again", job_id, done.run_id)
+        return result_of_run(done).to_dict()
+    if dataset_run_id:
+        data = store.load_dataset(dataset_run_id)
+    model = new_experiment(experiment)
+    if kind == "retrain":
+        data = retrain_frame(store, experiment, model, data)
+    elif data is None:
+        raise JobFailed("a training job needs a dataset", job_id=job_id)
+    return train_version(store, experiment, model, data, job_id=job_id, kind=kind).to_dict()
+
+
+def job_info(backend: Any, store: ExperimentStore | None, job_id: str) -> JobInfo:
+    """State of a job with its result or error; a job the backend does not know (it ran in another process) is
+    read from its training run in the store."""
+    from framework.training import result_of_run
+
+    try:
+        state = backend.get_status(job_id)
+    except ExperimentNotFound:
+        run = store.find_job(job_id) if store is not None else None
+        if run is None:
+            raise
+        state = _RUN_STATES.get(run.status, "running")
+        return JobInfo(job_id, state, result=result_of_run(run).to_dict() if store.made_a_version(run) else None)
+    if state == "succeeded":
+        return JobInfo(job_id, state, result=backend.get_result(job_id, timeout=10))
+    if state == "failed":
+        try:
+            backend.get_result(job_id, timeout=10)
+        except JobFailed as exc:
+            return JobInfo(job_id, state, error=str(exc))
+    return JobInfo(job_id, state)
+
+
+def cancel_job(backend: Any, store: ExperimentStore | None, job_id: str) -> bool:
+    """Cancel a queued or running job; a training run it had started ends as KILLED (not left RUNNING)."""
+    accepted = backend.cancel(job_id)
+    if accepted and store is not None:
+        run = store.find_job(job_id)
+        if run is not None and run.status == "RUNNING":
+            store.end_run(run.run_id, "KILLED")
+    return accepted
+
+
+def training_history(store: ExperimentStore, names: list[str], limit: int = 20) -> list[dict[str, Any]]:
+    """Recent trainings (jobs included) of ``names``, newest first: one plain dict per run."""
+    rows = [store.run_summary(run) for name in names for run in store.training_runs(name, limit)]
+    return sorted(rows, key=lambda row: row["started"] or 0, reverse=True)[:limit]
 
 
 class LocalExecutor:

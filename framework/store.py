@@ -1,5 +1,7 @@
 """How the hub keeps its state in the MLOps store (DESIGN.md §3): the only schema the hub writes.
 
+Names, tags, reads and writes; no training logic (that is ``training.py``) and no job logic (``jobs.py``).
+
 - a hub experiment is an MLOps experiment tagged ``experimenthub.type`` and ``experimenthub.spec`` (JSON);
 - each training is a run tagged ``experimenthub.kind=train`` holding params, metrics, figures, the dataset
   snapshot (``data/train.parquet``) and the model; each model is a version of the registered model named
@@ -10,11 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +26,10 @@ import pandas as pd
 from pyarrow import ArrowException as ArrowError
 
 from framework.errors import ConflictError, DataValidationError, ExperimentNotFound, HubError, PluginUnavailable
-from framework.Experiment import Experiment, Validation
+from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
-__all__ = ["CHAMPION", "ExperimentInfo", "ExperimentStore", "TrainResult"]
+__all__ = ["CHAMPION", "ExperimentInfo", "ExperimentStore", "RunOutcome"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ TAG_KIND = "experimenthub.kind"
 TAG_JOB = "experimenthub.job_id"
 TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
+TAG_VALIDATION = "experimenthub.validation"
+TAG_RUN_NAME = "mlflow.runName"
 TRAIN_DATA = "data/train.parquet"
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DATASET = "data/dataset.parquet"
@@ -55,20 +61,13 @@ class ExperimentInfo:
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    """What one training produced."""
+class RunOutcome:
+    """What a finished training run's tags say it produced."""
 
-    experiment: str
-    run_id: str
     version: int
-    metrics: dict[str, float]
     promoted: bool
-    validation: Validation
-    job_id: str | None = None
-    figures: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    reason: str
+    job_id: str | None
 
 
 class ExperimentStore:
@@ -114,64 +113,57 @@ class ExperimentStore:
             record["name"], tags[TAG_TYPE], json.loads(tags.get(TAG_SPEC, "{}")), champion.version if champion else None
         )
 
-    # training ------------------------------------------------------------------------------------------------
-    def record_training(
-        self, name: str, experiment: Experiment, data: pd.DataFrame, *, job_id: str | None = None
-    ) -> TrainResult:
-        """Fit ``experiment`` on ``data`` inside one run; log everything; register a version; maybe promote it.
-
-        The run ends FAILED if anything raises, and the error propagates.
-        """
+    # training runs -----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def training_run(self, name: str, *, kind: str = "train", job_id: str | None = None) -> Iterator[str]:
+        """One training run (FINISHED, or FAILED if the body raises) tagged as a training and with its job id."""
         tags = {TAG_KIND: "train", **({TAG_JOB: job_id} if job_id else {})}
-        run_id = self.mlops.start_run(name, run_name=f"train-{job_id or 'manual'}", tags=tags)
-        try:
-            self.mlops.log_params(run_id, {"n_rows": len(data), **experiment.params()})
-            experiment.fit(data)
-            validation = experiment.validate()
-            metrics = {**experiment.metrics_, **{f"validation.{k}": v for k, v in validation.metrics.items()}}
-            self.mlops.log_metrics(run_id, metrics)
-            figures = experiment.figures()
-            for figure_name, figure in figures.items():
-                self.mlops.log_figure(run_id, figure, figure_name)
-            self._log_frame(run_id, data, TRAIN_DATA)
-            model_uri = self.mlops.log_model(run_id, experiment)
-            version = self.mlops.register_model(name, model_uri, run_id=run_id)
-            champion = self.mlops.get_alias(name, CHAMPION)
-            # a newer version trained concurrently keeps the champion: it moves forward only
-            promoted = validation.passed and (champion is None or champion.version < version.version)
-            if promoted:
-                self.mlops.set_alias(name, CHAMPION, version.version)
-            self.mlops.set_tags(
-                run_id,
-                {
-                    TAG_VERSION: str(version.version),
-                    TAG_PROMOTED: str(promoted).lower(),
-                    "experimenthub.validation": validation.reason[:500],
-                },
-            )
-        except BaseException:
-            self.mlops.end_run(run_id, "FAILED")
-            raise
-        self.mlops.end_run(run_id, "FINISHED")
-        log.info("trained %s: run %s, version %s, promoted=%s", name, run_id, version.version, promoted)
-        return TrainResult(name, run_id, version.version, metrics, promoted, validation, job_id, list(figures))
+        with self.mlops.run(name, run_name=f"{name} {kind}", tags=tags) as run_id:
+            yield run_id
 
-    def result_of_run(self, run: RunRecord) -> TrainResult:
-        """Rebuild a ``TrainResult`` from a finished training run (for idempotent job replays)."""
-        validation_metrics = {
-            k.removeprefix("validation."): v for k, v in run.metrics.items() if k.startswith("validation.")
-        }
-        promoted = run.tags.get(TAG_PROMOTED) == "true"
-        validation = Validation(promoted, run.tags.get("experimenthub.validation", ""), validation_metrics)
-        return TrainResult(
-            run.experiment,
-            run.run_id,
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        self.mlops.log_params(run_id, params)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        self.mlops.log_metrics(run_id, metrics)
+
+    def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
+        for figure_name, figure in figures.items():
+            self.mlops.log_figure(run_id, figure, figure_name)
+
+    def save_training_data(self, run_id: str, data: pd.DataFrame) -> None:
+        self._log_frame(run_id, data, TRAIN_DATA)
+
+    def register_model(self, name: str, run_id: str, model: Experiment) -> int:
+        """Log ``model`` with the run and register it as a new version of ``name``; return the version number."""
+        return self.mlops.register_model(name, self.mlops.log_model(run_id, model), run_id=run_id).version
+
+    def record_outcome(self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str) -> None:
+        """Tag the run with the version it made, whether it was promoted and why (the validation's reason)."""
+        self.mlops.set_tags(
+            run_id,
+            {
+                TAG_VERSION: str(version),
+                TAG_PROMOTED: str(promoted).lower(),
+                TAG_VALIDATION: reason[:500],
+                TAG_RUN_NAME: f"{name} {kind} v{version}",
+            },
+        )
+
+    @staticmethod
+    def outcome_of(run: RunRecord) -> RunOutcome:
+        """The outcome tags of a finished training run."""
+        return RunOutcome(
             int(run.tags[TAG_VERSION]),
-            dict(run.metrics),
-            promoted,
-            validation,
+            run.tags.get(TAG_PROMOTED) == "true",
+            run.tags.get(TAG_VALIDATION, ""),
             run.tags.get(TAG_JOB),
         )
+
+    @staticmethod
+    def made_a_version(run: RunRecord) -> bool:
+        """Whether a training run finished and registered its version (a replayed job can return it)."""
+        return run.status == "FINISHED" and TAG_VERSION in run.tags
 
     def find_job_run(self, name: str, job_id: str) -> RunRecord | None:
         """The newest training run of ``job_id``, if any."""
@@ -184,6 +176,29 @@ class ExperimentStore:
             order_by=["attributes.start_time DESC"],
         )
         return runs[0] if runs else None
+
+    def find_job(self, job_id: str) -> RunRecord | None:
+        """The newest training run of ``job_id`` in any hub experiment, if any."""
+        for info in self.list():
+            if (run := self.find_job_run(info.name, job_id)) is not None:
+                return run
+        return None
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.mlops.end_run(run_id, status)
+
+    @staticmethod
+    def run_summary(run: RunRecord) -> dict[str, Any]:
+        """A training run as one plain row: experiment, run, status, job, version, promoted, started."""
+        return {
+            "experiment": run.experiment,
+            "run_id": run.run_id,
+            "status": run.status,
+            "job_id": run.tags.get(TAG_JOB),
+            "version": run.tags.get(TAG_VERSION),
+            "promoted": run.tags.get(TAG_PROMOTED) == "true",
+            "started": run.start_time,
+        }
 
     def training_runs(self, name: str, limit: int = 20) -> list[RunRecord]:
         """The newest training runs of ``name`` (jobs and direct trainings), newest first."""
@@ -205,14 +220,9 @@ class ExperimentStore:
     # datasets ------------------------------------------------------------------------------------------------
     def save_dataset(self, name: str, data: pd.DataFrame) -> str:
         """Store ``data`` as a dataset run (Parquet) and return the run id: the reference jobs carry."""
-        run_id = self.mlops.start_run(name, run_name="dataset", tags={TAG_KIND: "dataset"})
-        try:
+        with self.mlops.run(name, run_name=f"{name} dataset", tags={TAG_KIND: "dataset"}) as run_id:
             self.mlops.log_params(run_id, {"n_rows": len(data), "n_columns": data.shape[1]})
             self._log_frame(run_id, data, DATASET)
-        except BaseException:
-            self.mlops.end_run(run_id, "FAILED")
-            raise
-        self.mlops.end_run(run_id, "FINISHED")
         return run_id
 
     def load_dataset(self, run_id: str) -> pd.DataFrame:
@@ -258,6 +268,13 @@ class ExperimentStore:
             raise ExperimentNotFound(f"experiment {name!r} has no trained model yet; train it first")
         log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
         return versions[0]
+
+    def champion(self, name: str) -> ModelVersion | None:
+        return self.mlops.get_alias(name, CHAMPION)
+
+    def set_champion(self, name: str, version: int) -> None:
+        """Point ``champion`` at a version known to exist (``promote`` checks it first)."""
+        self.mlops.set_alias(name, CHAMPION, version)
 
     def load_model(self, name: str, version: int) -> Experiment:
         return self.mlops.load_model(name, version=version)

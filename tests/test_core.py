@@ -144,7 +144,6 @@ def test_health_never_raises_times_out_and_masks_secrets():
 
 
 def test_from_config_cleans_up_when_a_later_plugin_fails(tmp_path, monkeypatch):
-    events: list[str] = []
     module = tmp_path / "fake_plugins.py"
     module.write_text(
         textwrap.dedent("""
@@ -175,7 +174,6 @@ def test_from_config_cleans_up_when_a_later_plugin_fails(tmp_path, monkeypatch):
     import fake_plugins
 
     assert fake_plugins.EVENTS == ["init:good", "shutdown:good"]
-    assert events == []
     with ExperimentHub.from_config(config, strict=False) as hub:  # for health reports: keep what starts
         report = hub.check_plugin_health()
         assert report["mlops"] == {"healthy": True, "details": {}}

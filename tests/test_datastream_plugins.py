@@ -121,9 +121,16 @@ def test_publish_pull_ack_round_trip(stream, queue_name):
     assert stream.queue_depth(queue_name) == 0
 
 
-def test_settling_nothing_is_a_no_op(stream):
+def test_settling_nothing_is_a_no_op(stream, queue_name):
+    stream.publish(queue_name, _messages(2))
+    held = stream.pull_data(queue_name, max_messages=2, timeout=5)
     stream.ack([])
-    stream.reject([], requeue=False)
+    stream.reject([], requeue=False)  # must not touch the two held deliveries
+    stream.reject(held, requeue=True)
+    again = stream.pull_data(queue_name, max_messages=2, timeout=5)
+    assert sorted(d.message_id for d in again) == ["m-0", "m-1"]
+    stream.ack(again)
+    assert stream.pull_data(queue_name, timeout=0.2) == []
 
 
 def test_pull_respects_max_messages(stream, queue_name):

@@ -6,8 +6,9 @@
 >>> plugin.get_status(job_id)                        # queued | running | succeeded | failed | cancelled
 >>> plugin.get_result(job_id, timeout=600)           # the result dict, or JobFailed with the worker's message
 
-Workers run ``experimenthub worker --config hub_config.yaml``; both sides build their Celery app with
-``framework.worker.create_app`` from the same ``CelerySettings``, so they agree on queue, serializer and limits.
+Workers run ``experimenthub worker --config hub_config.yaml`` (``framework.worker`` hands the job functions to
+``CeleryPlugin.run_worker``); both sides build their Celery app with ``create_app`` from the same
+``CelerySettings``, so they agree on queue, serializer and limits.
 
 Job states come from the result backend. Celery reports an unknown id as PENDING, so ``submit_task`` writes a
 PENDING record first: an id without a record is unknown (``ExperimentNotFound``), as with the in-process executor.
@@ -18,19 +19,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.signals import worker_process_init
 
-from framework.errors import ExperimentNotFound, JobFailed, PluginError, PluginUnavailable, redact
+from framework.errors import (
+    ExperimentNotFound,
+    HubError,
+    JobFailed,
+    PluginError,
+    PluginUnavailable,
+    redact,
+)
 from framework.plugins.settings import CeleryConfig, validated_by
 from framework.plugins.taskqueue import JobState
-from framework.worker import CelerySettings, create_app
 
-__all__ = ["CeleryPlugin"]
+__all__ = ["CeleryPlugin", "CelerySettings", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,88 @@ _STATES: dict[str, JobState] = {
     states.FAILURE: "failed",
     states.REVOKED: "cancelled",
 }
+
+
+@dataclass(frozen=True)
+class CelerySettings:
+    """Everything the plugin (client) and the worker must agree on. Built by ``CeleryPlugin``."""
+
+    broker_url: str
+    backend_url: str
+    app_name: str
+    queue: str = "experimenthub"
+    task_time_limit: float = 3600.0
+    task_soft_time_limit: float | None = None
+    result_expires: float = 7 * 24 * 3600.0
+    connect_timeout: float = 4.0
+
+
+def create_app(settings: CelerySettings, tasks: Mapping[str, Callable[..., Any]] | None = None) -> Celery:
+    """A Celery app with the hub's settings (the same for client and worker) and, on a worker, its ``tasks``
+    registered by name (a client sends tasks by name and needs no bodies)."""
+    app = Celery(settings.app_name, broker=settings.broker_url, backend=settings.backend_url, set_as_current=False)
+    soft_limit = settings.task_soft_time_limit
+    if soft_limit is None:  # leave the task time to end its MLflow run as FAILED before the hard kill
+        soft_limit = settings.task_time_limit * 0.95
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_default_queue=settings.queue,
+        task_default_exchange=settings.queue,
+        task_default_routing_key=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_track_started=True,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=soft_limit,
+        result_expires=settings.result_expires,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_redirect_stdouts_level="INFO",
+        broker_connection_timeout=settings.connect_timeout,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"confirm_publish": True, "max_retries": 2, "interval_start": 0, "interval_max": 1},
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        redis_socket_connect_timeout=settings.connect_timeout,
+        redis_socket_timeout=max(settings.connect_timeout, 10.0),
+        redis_retry_on_timeout=False,
+        result_backend_transport_options={
+            "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+        },
+    )
+    for name, function in (tasks or {}).items():
+        app.task(name=name, bind=True, throws=(JobFailed,))(_as_job(function))
+    return app
+
+
+def _as_job(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Wrap a task body: make the result plain JSON, turn any error into ``JobFailed`` (with a redacted log)."""
+
+    def job(task: Any, **kwargs: Any) -> dict[str, Any]:
+        job_id = task.request.id
+        try:
+            return _jsonable(function(**kwargs))
+        except HubError as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            log.info("job %s (%s) failed: %s", job_id, task.name, redact(message))
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            log.error("job %s (%s) failed:\n%s", job_id, task.name, redact("".join(traceback.format_exception(exc))))
+        # ``from None``: Celery stores the formatted traceback, chained causes included, in the result backend.
+        raise JobFailed(message, job_id=job_id) from None
+
+    job.__name__ = function.__name__
+    job.__doc__ = function.__doc__
+    job.__qualname__ = function.__qualname__
+    job.__module__ = __name__
+    return job
+
+
+def _jsonable(result: Any) -> Any:
+    """The result as plain JSON types (numpy scalars become Python numbers)."""
+    return json.loads(json.dumps(result, default=lambda value: value.item() if hasattr(value, "item") else str(value)))
 
 
 class CeleryPlugin:
@@ -253,6 +346,34 @@ class CeleryPlugin:
         if state in (states.PENDING, states.RECEIVED):  # the worker marks it when the message arrives; say so now
             self.app.backend.mark_as_revoked(task_id, "cancelled")
         return True
+
+    # -- worker -----------------------------------------------------------------------------------------------
+    def run_worker(
+        self,
+        tasks: Mapping[str, Callable[..., Any]],
+        *,
+        concurrency: int = 2,
+        loglevel: str = "info",
+        on_process_start: Callable[[], None] | None = None,
+    ) -> None:
+        """Run a prefork worker on this plugin's queue with ``tasks`` (name -> function of JSON kwargs returning
+        a JSON-able result); blocks until it stops. ``on_process_start`` runs in each child process after fork."""
+        if on_process_start is not None:
+            worker_process_init.connect(
+                lambda **_: on_process_start(), weak=False, dispatch_uid="experimenthub.worker.process_start"
+            )
+        app = create_app(self.settings, tasks)
+        log.info("starting worker: queue %s, broker %s", self.settings.queue, self._where("broker"))
+        app.worker_main(
+            [
+                "worker",
+                f"--concurrency={concurrency}",
+                f"--loglevel={loglevel.upper()}",
+                f"--queues={self.settings.queue}",
+                f"--hostname=experimenthub-{os.getpid()}@%h",
+                "--pool=prefork",
+            ]
+        )
 
 
 def _unavailable(what: str, exc: Exception) -> PluginUnavailable:

@@ -13,12 +13,9 @@
 Backends. ``http(s)://`` talks to a tracking server. ``sqlite:///path/mlflow.db`` is embedded (no server); its
 artifacts live in ``<db dir>/artifacts``, never in the working directory. Another ``artifact_location`` may be set.
 
-Timeouts. MLflow reads ``MLFLOW_HTTP_REQUEST_TIMEOUT``/``..._MAX_RETRIES``/``..._BACKOFF_FACTOR`` from the process
-environment on every request, and its defaults retry a dead server for about four minutes. Rather than change the
-environment (which every plugin and library in the process shares), this module installs, once, a hook on those three
-settings, and on two output switches (no progress bars, no run URLs on stdout), that returns the values of the plugin
-whose call is running (held in a ``ContextVar``, so it is per thread) and the usual environment values everywhere
-else. Health checks and the probe in ``initialize`` do not go through MLflow at all: they are direct ``httpx`` calls
+Timeouts. Each call runs with this plugin's HTTP settings (timeout, retries, backoff) through
+``framework.plugins.mlflow_settings``, which leaves the process environment alone. Health checks and the probe in
+``initialize`` do not go through MLflow at all: they are direct ``httpx`` calls
 with their own short deadline (``health_timeout``).
 
 Models and the trust boundary. ``log_model`` stores any picklable object with ``predict(DataFrame)`` as an MLflow
@@ -39,8 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,7 +46,6 @@ import httpx
 import mlflow.pyfunc
 import pandas as pd
 import requests
-from mlflow import environment_variables as mlflow_env
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -70,6 +65,8 @@ from framework.errors import (
     is_secret_key,
     redact,
 )
+from framework.plugins.mlflow_settings import ClientSettings
+from framework.plugins.mlflow_settings import active as active_settings
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord, RunStatus
 from framework.plugins.settings import MLflowConfig, validated_by
 
@@ -81,44 +78,6 @@ DEFAULT_ALIAS = "champion"
 _TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 _RUNS_SOURCE = re.compile(r"^runs:/(?P<run_id>[0-9a-zA-Z]+)/(?P<path>.+)$")
 _MODEL_REQUIREMENTS = ("mlflow", "cloudpickle", "pandas", "numpy", "scikit-learn")
-
-
-# --- per-plugin HTTP settings -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ClientSettings:
-    timeout: tuple[float, float]  # (connect, read) seconds, as requests accepts
-    max_retries: int
-    backoff_factor: float
-    progress_bar: bool = False  # no tqdm bars on stderr from a service
-    suppress_run_url: bool = True  # no "View run <url>" on stdout (the URL would carry the URI's credentials)
-
-
-_ACTIVE_SETTINGS: ContextVar[_ClientSettings | None] = ContextVar("experimenthub_mlflow_settings", default=None)
-_HOOK_LOCK = threading.Lock()
-
-
-def _install_settings_hook() -> None:
-    """Make MLflow's HTTP and output settings answer with the running plugin's values (idempotent)."""
-    with _HOOK_LOCK:
-        for variable, attr in (
-            (mlflow_env.MLFLOW_HTTP_REQUEST_TIMEOUT, "timeout"),
-            (mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES, "max_retries"),
-            (mlflow_env.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, "backoff_factor"),
-            (mlflow_env.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, "progress_bar"),
-            (mlflow_env.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, "suppress_run_url"),
-        ):
-            if getattr(variable.get, "experimenthub_hook", False):
-                continue
-            from_environment = variable.get
-
-            def scoped(from_environment: Any = from_environment, attr: str = attr) -> Any:
-                settings = _ACTIVE_SETTINGS.get()
-                return from_environment() if settings is None else getattr(settings, attr)
-
-            scoped.experimenthub_hook = True  # type: ignore[attr-defined]
-            variable.get = scoped
 
 
 # --- the pyfunc wrapper -------------------------------------------------------------------------------------------
@@ -271,7 +230,7 @@ class MLflowPlugin(MLOpsPlugin):
         if artifact_location is None and self._db_path is not None:
             artifact_location = (self._db_path.parent / "artifacts").as_uri()
         self.artifact_location = artifact_location
-        self._settings = _ClientSettings((health_timeout, request_timeout), max_retries, backoff_factor)
+        self._settings = ClientSettings((health_timeout, request_timeout), max_retries, backoff_factor)
         self._client: MlflowClient | None = None
         self._open_runs: set[str] = set()
         self._experiment_names: dict[str, str] = {}  # experiment id -> name, for RunRecord
@@ -287,7 +246,6 @@ class MLflowPlugin(MLOpsPlugin):
         """Connect: probe the server (or open and migrate the SQLite store). Idempotent."""
         if self._client is not None:
             return
-        _install_settings_hook()
         _quiet_expected_mlflow_messages()
         if self.is_server:
             reachable, details = self._probe_server()
@@ -301,14 +259,12 @@ class MLflowPlugin(MLOpsPlugin):
                 self._db_path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise PluginError(f"cannot create the MLflow store folder: {exc}", plugin_type="mlops") from exc
-        token = _ACTIVE_SETTINGS.set(self._settings)
         try:
-            client = MlflowClient(tracking_uri=self._tracking_uri, registry_uri=self.registry_uri)
-            client.search_experiments(max_results=1)  # SQLite: creates the schema on first use
+            with active_settings(self._settings):
+                client = MlflowClient(tracking_uri=self._tracking_uri, registry_uri=self.registry_uri)
+                client.search_experiments(max_results=1)  # SQLite: creates the schema on first use
         except (MlflowException, requests.RequestException, OSError) as exc:
             raise _translate("initialize", self.masked_uri, exc) from exc
-        finally:
-            _ACTIVE_SETTINGS.reset(token)
         self._client = client
         log.info("MLflow plugin connected to %s", self.masked_uri)
 
@@ -407,13 +363,11 @@ class MLflowPlugin(MLOpsPlugin):
         client = self._client
         if client is None:
             raise PluginError(f"{self!r} is not initialized; call initialize() first", plugin_type="mlops")
-        token = _ACTIVE_SETTINGS.set(self._settings)
         try:
-            yield client
+            with active_settings(self._settings):
+                yield client
         except (MlflowException, requests.RequestException, OSError) as exc:
             raise _translate(action, self.masked_uri, exc) from exc
-        finally:
-            _ACTIVE_SETTINGS.reset(token)
 
     # --- experiments ----------------------------------------------------------------------------------------------
 
@@ -509,20 +463,6 @@ class MLflowPlugin(MLOpsPlugin):
             client.set_terminated(run_id, status=status)
         with self._lock:
             self._open_runs.discard(run_id)
-
-    @contextlib.contextmanager
-    def run(self, experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
-        """``with plugin.run("exp") as run_id:`` ends FINISHED, or FAILED (and re-raises) if the body raises."""
-        run_id = self.start_run(experiment, run_name=run_name, tags=tags)
-        try:
-            yield run_id
-        except BaseException:
-            try:
-                self.end_run(run_id, "FAILED")
-            except HubError as exc:  # keep the body's error; shutdown retries the run later
-                log.warning("could not mark run %s FAILED: %s", run_id, exc)
-            raise
-        self.end_run(run_id, "FINISHED")
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches of 100; values are stringified, masked and truncated to MLflow's limit."""

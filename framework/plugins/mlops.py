@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from framework.errors import redact
 from framework.plugins.base import Plugin
 
 __all__ = ["MLOpsPlugin", "ModelVersion", "RunRecord", "RunStatus"]
+
+log = logging.getLogger(__name__)
 
 RunStatus = str  # "RUNNING" | "FINISHED" | "FAILED" | "KILLED"
 
@@ -76,6 +81,24 @@ class MLOpsPlugin(Plugin, Protocol):
 
     def end_run(self, run_id: str, status: RunStatus = "FINISHED") -> None:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def run(self, experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+        """``with plugin.run("exp") as run_id:`` ends FINISHED, or FAILED (and re-raises) if the body raises.
+
+        If marking the run FAILED fails too (the store went away), the body's error is the one raised: it is the
+        cause; the failed cleanup is logged.
+        """
+        run_id = self.start_run(experiment, run_name=run_name, tags=tags)
+        try:
+            yield run_id
+        except BaseException:
+            try:
+                self.end_run(run_id, "FAILED")
+            except Exception as exc:
+                log.warning("could not mark run %s FAILED: %s", run_id, redact(f"{type(exc).__name__}: {exc}"))
+            raise
+        self.end_run(run_id, "FINISHED")
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches; values are stringified, secrets are masked."""

@@ -1,0 +1,78 @@
+"""Per-plugin MLflow HTTP settings, without touching the process environment.
+
+MLflow reads ``MLFLOW_HTTP_REQUEST_TIMEOUT``/``..._MAX_RETRIES``/``..._BACKOFF_FACTOR`` through
+``mlflow.environment_variables`` on every request, and its defaults retry a dead server for about four minutes.
+Changing ``os.environ`` would change every library in the process, so instead, the first time a plugin call runs,
+this module wraps the ``.get`` of those variables (and of two output switches: no progress bars, no run URLs on
+stdout). The wrapper answers with the settings of the plugin whose call is running in this thread or task (a
+``ContextVar``), and with the usual environment value everywhere else, so code outside a plugin call sees MLflow
+unchanged. ``tests/test_mlflow_settings.py`` fails if the MLflow internals this relies on change.
+
+>>> with active(ClientSettings(timeout=(3.0, 30.0), max_retries=1, backoff_factor=0.5)):
+...     client.search_experiments()        # at most one retry, 3 s to connect
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["HOOKED_VARIABLES", "ClientSettings", "active"]
+
+# MLflow environment variable -> ClientSettings attribute that answers for it during a plugin call
+HOOKED_VARIABLES: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "timeout",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "max_retries",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "backoff_factor",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "progress_bar",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "suppress_run_url",
+}
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What one plugin's MLflow calls use."""
+
+    timeout: tuple[float, float]  # (connect, read) seconds, as requests accepts
+    max_retries: int
+    backoff_factor: float
+    progress_bar: bool = False  # no tqdm bars on stderr from a service
+    suppress_run_url: bool = True  # no "View run <url>" on stdout (the URL would carry the URI's credentials)
+
+
+_ACTIVE: ContextVar[ClientSettings | None] = ContextVar("experimenthub_mlflow_settings", default=None)
+_HOOK_LOCK = threading.Lock()
+
+
+def _install_hook() -> None:
+    """Wrap the variables' ``.get`` once (idempotent); outside ``active`` they still read the environment."""
+    from mlflow import environment_variables
+
+    with _HOOK_LOCK:
+        for name, attr in HOOKED_VARIABLES.items():
+            variable = getattr(environment_variables, name)
+            if getattr(variable.get, "experimenthub_hook", False):
+                continue
+            from_environment = variable.get
+
+            def scoped(from_environment: Any = from_environment, attr: str = attr) -> Any:
+                settings = _ACTIVE.get()
+                return from_environment() if settings is None else getattr(settings, attr)
+
+            scoped.experimenthub_hook = True  # type: ignore[attr-defined]
+            variable.get = scoped
+
+
+@contextlib.contextmanager
+def active(settings: ClientSettings) -> Iterator[None]:
+    """Make ``settings`` the answer of MLflow's HTTP and output settings in this context."""
+    _install_hook()
+    token = _ACTIVE.set(settings)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
