@@ -7,7 +7,9 @@ Design:
 
 - **Auth.** With ``global.api_key`` in the config (else ``$EXPERIMENTHUB_API_KEY``), every path except ``/health``
   and the API docs (``/docs``, ``/redoc``, ``/openapi.json``: shapes only, no data) needs ``Authorization: Bearer
-  <key>``; the check is constant-time and runs before any body is read.
+  <key>``; the check is constant-time and runs before any body is read. ``/health`` without the key answers only
+  each plugin's state (and the overall one, as 200 or 503); its details (hosts, paths, queue depths, versions)
+  come with the key, or with ``?details=true`` when no key is set.
 - **Body limit.** Bodies over ``max_body_bytes`` (default ``records.MAX_MESSAGE_BYTES``) get 413, from
   ``Content-Length`` before anything is read, or while streaming when it is absent.
 - **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
@@ -39,7 +41,13 @@ from fastapi.security import HTTPBearer
 from starlette.datastructures import UploadFile
 
 from framework.api.errors import ApiError, install_error_handlers
-from framework.api.middleware import BearerAuthMiddleware, BodyLimitMiddleware, CatchAllMiddleware
+from framework.api.middleware import (
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    has_api_key,
+    unauthorized,
+)
 from framework.api.models import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
@@ -144,7 +152,7 @@ def create_app(
     if given_hub is not None:
         app.state.hub = given_hub
     install_error_handlers(app)
-    app.include_router(_open_router())
+    app.include_router(_open_router(key))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
     app.include_router(_router(), dependencies=secured, responses=_errors(401) if key else None)
@@ -160,18 +168,33 @@ def _version() -> str:
         return "unknown"
 
 
-def _open_router() -> APIRouter:
+def _open_router(key: str) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get(
         "/health",
         response_model=dict[str, PluginHealth],
-        responses={503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"}},
+        responses={
+            503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"},
+            **_errors(401),
+        },
     )
-    def health(hub: Hub) -> JSONResponse:
-        """``check_plugin_health()``: 200 when every plugin is healthy, 503 otherwise. Never needs the API key."""
+    def health(
+        request: Request,
+        hub: Hub,
+        details: Annotated[
+            bool, Query(description="include each plugin's details (needs the key when one is set)")
+        ] = False,
+    ) -> Response:
+        """Each plugin's state: 200 when every plugin is healthy, 503 otherwise; no key needed. Details (hosts,
+        paths, queue depths, versions) come with the API key, or with ``?details=true`` when no key is set."""
+        keyed = bool(key) and has_api_key(request.headers, key.encode())
+        if details and key and not keyed:
+            return unauthorized()
         report = hub.check_plugin_health()
         healthy = bool(report) and all(entry["healthy"] for entry in report.values())
+        if not (details or keyed):
+            report = {ptype: {"healthy": entry["healthy"]} for ptype, entry in report.items()}
         return JSONResponse(_finite(report), status_code=200 if healthy else 503)
 
     return router

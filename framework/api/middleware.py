@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from framework.api.errors import GENERIC_500, ApiError, error_response
 from framework.errors import redact
 
-__all__ = ["BearerAuthMiddleware", "BodyLimitMiddleware", "CatchAllMiddleware"]
+__all__ = ["BearerAuthMiddleware", "BodyLimitMiddleware", "CatchAllMiddleware", "has_api_key", "unauthorized"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ class CatchAllMiddleware:
                 await error_response(500, GENERIC_500)(scope, receive, send)
 
 
+def has_api_key(headers: Headers, api_key: bytes) -> bool:
+    """True when ``headers`` carry ``Authorization: Bearer <api_key>`` (constant-time compare)."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key)
+
+
 class BearerAuthMiddleware:
     """Require ``Authorization: Bearer <api_key>`` on every path except ``open_paths`` (constant-time compare)."""
 
@@ -70,13 +76,16 @@ class BearerAuthMiddleware:
         if scope["type"] != "http" or scope["path"] in self._open or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key):
+        if has_api_key(Headers(scope=scope), self._key):
             await self.app(scope, receive, send)
             return
-        message = "missing or invalid API key; send 'Authorization: Bearer <key>'"
-        response = error_response(401, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+        await unauthorized()(scope, receive, send)
+
+
+def unauthorized() -> JSONResponse:
+    """The 401 answer for a missing or wrong API key."""
+    message = "missing or invalid API key; send 'Authorization: Bearer <key>'"
+    return error_response(401, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
 
 
 class BodyLimitMiddleware:
