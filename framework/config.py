@@ -28,6 +28,7 @@ from framework.errors import ConfigError
 __all__ = [
     "API_KEY_ENV",
     "DEFAULT_CONFIG_FILE",
+    "ApiSettings",
     "ExperimentEntry",
     "ExperimentSpec",
     "GlobalSettings",
@@ -60,6 +61,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ApiSettings(_Strict):
+    """The REST API's limits (``global.api``)."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="bodies above this get 413 (8 MiB)")
+    request_timeout: float = Field(
+        default=60.0, gt=0, description="a request still running after this many seconds gets 503"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
+    )
+
+
 class GlobalSettings(_Strict):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     environment: Literal["development", "production"] = Field(
@@ -69,6 +82,7 @@ class GlobalSettings(_Strict):
     allow_insecure_transport: bool = Field(
         default=False, description="production: allow plain-text MLflow/broker URLs to non-local hosts"
     )
+    api: ApiSettings = Field(default_factory=ApiSettings)
     state_dir: str | None = Field(default=None, description="Hub state folder (default: $EXPERIMENTHUB_HOME)")
     api_key: str | None = Field(default=None, description="Bearer token required by the REST API", repr=False)
 

@@ -524,6 +524,46 @@ def test_health_details_need_the_key() -> None:
     assert _call(open_app, "GET", "/health?details=true").json()["datastream"]["details"]["server_version"] == "3.13"
 
 
+class _SlowPlugin(_DetailedPlugin):
+    def health_check(self) -> tuple[bool, dict]:
+        time.sleep(2.0)
+        return True, {}
+
+
+def _limited_app(plugin: Any = None, **api: Any) -> Any:
+    from framework.api import create_app
+    from framework.config import HubConfig
+    from framework.ExperimentHub import ExperimentHub
+
+    hub = ExperimentHub(HubConfig.model_validate({"version": "1.0", "global": {"api": api}}))
+    if plugin is not None:
+        hub.register_plugin(plugin)
+    return create_app(hub, api_key="")
+
+
+def test_request_timeout_answers_503() -> None:
+    response = _call(_limited_app(_SlowPlugin(), request_timeout=0.2), "GET", "/health")
+    assert "longer than 0.2 s" in assert_error(response, 503, "timeout")["message"]
+    assert _call(_limited_app(_DetailedPlugin(), request_timeout=5), "GET", "/health").status_code == 200
+
+
+def test_body_limit_is_configurable() -> None:
+    app = _limited_app(max_body_bytes=64)
+    response = _call(app, "POST", "/experiments", json={"name": "x" * 100, "type": "fault_detection"})
+    assert "limit of 64 bytes" in assert_error(response, 413, "payload_too_large")["message"]
+
+
+def test_cors_is_off_by_default_and_allows_only_listed_origins() -> None:
+    preflight = {"Origin": "https://ui.plant", "Access-Control-Request-Method": "GET"}
+    default = _call(_limited_app(), "OPTIONS", "/experiment-types", headers=preflight)
+    assert "access-control-allow-origin" not in default.headers
+    app = _limited_app(cors_origins=["https://ui.plant"])
+    allowed = _call(app, "OPTIONS", "/experiment-types", headers=preflight)
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://ui.plant"
+    other = _call(app, "GET", "/experiment-types", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
 def test_unexpected_errors_are_generic_500_and_redacted(caplog: pytest.LogCaptureFixture) -> None:
     from framework.api import create_app
     from framework.config import HubConfig

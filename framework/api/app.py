@@ -10,8 +10,9 @@ Design:
   <key>``; the check is constant-time and runs before any body is read. ``/health`` without the key answers only
   each plugin's state (and the overall one, as 200 or 503); its details (hosts, paths, queue depths, versions)
   come with the key, or with ``?details=true`` when no key is set.
-- **Body limit.** Bodies over ``max_body_bytes`` (default ``records.MAX_MESSAGE_BYTES``) get 413, from
-  ``Content-Length`` before anything is read, or while streaming when it is absent.
+- **Limits** (``global.api``). Bodies over ``max_body_bytes`` (default 8 MiB) get 413, from ``Content-Length``
+  before anything is read, or while streaming when it is absent. A request still running after ``request_timeout``
+  seconds (default 60) gets 503. CORS is off unless ``cors_origins`` lists the allowed origins.
 - **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
   ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
 - **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
@@ -36,6 +37,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware import Middleware
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.datastructures import UploadFile
@@ -45,6 +47,7 @@ from framework.api.middleware import (
     BearerAuthMiddleware,
     BodyLimitMiddleware,
     CatchAllMiddleware,
+    TimeoutMiddleware,
     has_api_key,
     unauthorized,
 )
@@ -66,7 +69,7 @@ from framework.api.models import (
 )
 from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
-from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
+from framework.records import FILE_READERS, encode_records
 from framework.store import CHAMPION
 
 __all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
@@ -108,13 +111,14 @@ def create_app(
     hub_or_config: ExperimentHub | HubConfig | str | Path | None = None,
     *,
     api_key: str | None = None,
-    max_body_bytes: int = MAX_MESSAGE_BYTES,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
 
     ``hub_or_config``: an ``ExperimentHub`` (the caller keeps ownership), a ``HubConfig``, a config path, or None for
     ``./hub_config.yaml`` or else the embedded default. ``api_key`` overrides ``global.api_key`` and
-    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth.
+    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth. ``max_body_bytes`` overrides
+    ``global.api.max_body_bytes`` (default 8 MiB); ``global.api`` also sets the request timeout and CORS origins.
     """
     if isinstance(hub_or_config, ExperimentHub):
         given_hub: ExperimentHub | None = hub_or_config
@@ -137,10 +141,20 @@ def create_app(
         finally:
             await run_in_threadpool(hub.shutdown)
 
-    middleware = [Middleware(CatchAllMiddleware)]
+    limits = config.global_.api
+    middleware = [Middleware(CatchAllMiddleware), Middleware(TimeoutMiddleware, seconds=limits.request_timeout)]
+    if limits.cors_origins:  # off unless origins are listed
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=limits.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
     if key:
         middleware.append(Middleware(BearerAuthMiddleware, api_key=key, open_paths=OPEN_PATHS))
-    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes))
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes or limits.max_body_bytes))
     app = FastAPI(
         title="ExperimentHub",
         version=_version(),
