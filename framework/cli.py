@@ -54,7 +54,8 @@ def open_hub(config: Path | None, *, strict: bool = True) -> Any:
 
     try:
         hub_config = load_config(config)
-        configure_logging(hub_config, verbose=bool(click.get_current_context().find_root().params.get("verbose")))
+        context = click.get_current_context(silent=True)
+        configure_logging(hub_config, verbose=bool(context and context.find_root().params.get("verbose")))
         return ExperimentHub.from_hub_config(hub_config, strict=strict)
     except HubError as exc:
         raise fail(str(exc), code=2) from None

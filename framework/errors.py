@@ -66,7 +66,7 @@ _SECRET_SUFFIXES = ("password", "passwd", "secret", "token")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 _PORT_ONLY = re.compile(r"^[^:]*(:\d*)?$")  # "host" or "host:5672": no password in it
 # a key (bare or quoted) and its separator: password=..., "password": ..., Authorization: ...
-_KEY = re.compile(r"""(?<![\w.-])(?P<quote>["']?)(?P<key>[A-Za-z][\w.-]*)(?P=quote)(?P<sep>\s*[:=]\s*)""")
+_KEY = re.compile(r"""(?<![\w.])(?P<quote>["']?)(?P<key>[A-Za-z][\w.-]*)(?P=quote)(?P<sep>\s*[:=]\s*)""")
 _AUTH_SCHEME = re.compile(r"(?i)(bearer|basic|token|digest)\s+")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)([\w.~+/=-]+)")
 _UNQUOTED_END = re.compile(r"[\s&;,'\"}\])]")

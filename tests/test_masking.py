@@ -35,6 +35,7 @@ FORMS = [
     ("x-api-key-header", "X-Api-Key: hdr22", "hdr22", "X-Api-Key:"),
     ("access-log-query", '127.0.0.1:5 - "GET /experiments?api_key=log23&x=1 HTTP/1.1" 401', "log23", "x=1 HTTP/1.1"),
     ("camel-case", "accessToken=camel24 next", "camel24", "next"),
+    ("cli-flag", "run --password=flag26 --verbose", "flag26", "--verbose"),
     ("amqp-default-form", "amqp://guest:gu3st25@broker:5672//", "gu3st25", "broker:5672//"),
 ]
 IDS = [row[0] for row in FORMS]
@@ -153,7 +154,7 @@ def tracking(tmp_path_factory):
 
 def test_every_form_is_masked_in_tracking_params(tracking):
     with tracking.run("masking") as run_id:
-        tracking.log_params(run_id, {f"form{i}": row[1] for i, row in enumerate(FORMS)} | {"db_password": "plain26"})
+        tracking.log_params(run_id, {f"form{i}": row[1] for i, row in enumerate(FORMS)} | {"db_password": "plain27"})
     params = tracking.get_run(run_id).params
     assert len(params) == len(FORMS) + 1
     for i, (_, _, secret, kept) in enumerate(FORMS):

@@ -151,7 +151,7 @@ def test_direct_construction_gets_the_same_config_error(tmp_path):
         LocalStreamPlugin()
     with pytest.raises(ConfigError, match="MLflowPlugin: mlflow_uri: must start with http"):
         MLflowPlugin(mlflow_uri="ftp://x")
-    with pytest.raises(ConfigError, match="CeleryPlugin: task_soft_time_limit must be below task_time_limit"):
+    with pytest.raises(ConfigError, match="CeleryPlugin: task_soft_time_limit: must be below task_time_limit"):
         CeleryPlugin("amqp://h//", "redis://h/0", "a", task_time_limit=5, task_soft_time_limit=9)
     # values are coerced as in a YAML file read with ${ENV}: "5673" is the port 5673
     plugin = RabbitMQPlugin(port="5673", prefetch="10")

@@ -141,11 +141,13 @@ class CeleryConfig(PluginSettings):
 
     _checked = pydantic.field_validator("broker_url", "backend_url", "app_name", "queue")(_non_empty)
 
-    @pydantic.model_validator(mode="after")
-    def _soft_below_hard(self) -> CeleryConfig:
-        if self.task_soft_time_limit is not None and not self.task_soft_time_limit < self.task_time_limit:
-            raise ValueError("task_soft_time_limit must be below task_time_limit")
-        return self
+    @pydantic.field_validator("task_soft_time_limit")
+    @classmethod
+    def _soft_below_hard(cls, value: float | None, info: pydantic.ValidationInfo) -> float | None:
+        hard = info.data.get("task_time_limit")
+        if value is not None and hard is not None and not value < hard:
+            raise ValueError("must be below task_time_limit")
+        return value
 
 
 def validated_by(model: type[PluginSettings]) -> Callable[[Init], Init]:
