@@ -313,8 +313,15 @@ PRODUCTION_REFUSALS = [
         "default credentials guest/guest",
     ),
     (
-        "redis-no-password",
-        ("redis://:${file:%(secrets)s/redis}@", "redis://"),
+        "redis-empty-password",
+        ("redis://:${file:%(secrets)s/redis}@", "redis://:@"),
+        7,
+        "plugins.taskqueue.config.backend_url",
+        "empty password",
+    ),
+    (
+        "remote-redis-no-password",
+        ("redis://:${file:%(secrets)s/redis}@localhost:6379/0", "rediss://cache.plant.example:6379/0"),
         7,
         "plugins.taskqueue.config.backend_url",
         "empty password",
@@ -387,6 +394,12 @@ def test_production_refuses_each_unsafe_setting_by_name(tmp_path, secrets, edit,
     dev = write(tmp_path, text.replace(old, new, 1).replace("environment: production", "environment: development"))
     [warning] = check_config(load_config(dev), warn=False)
     assert f"{field}: " in warning and reason in warning
+
+
+def test_loopback_redis_without_password_is_accepted(tmp_path, secrets):
+    text = (SAFE_PRODUCTION % {"secrets": secrets}).replace(f"redis://:${{file:{secrets}/redis}}@", "redis://")
+    assert "redis://localhost:6379/0" in text
+    assert check_config(load_config(write(tmp_path, text))) == []
 
 
 def test_production_allow_switches(tmp_path, secrets):

@@ -4,7 +4,8 @@
 located at the key in the file. It never puts a value in a message: hosts and schemes only.
 
 * RabbitMQ or Celery broker credentials that are the defaults ``guest``/``guest`` (an ``amqp://`` URL without
-  credentials means guest/guest too), or an empty password (RabbitMQ, Celery broker and Redis backend URLs);
+  credentials means guest/guest too), or an empty password (RabbitMQ, the Celery broker URL, a Redis URL that
+  gives ``user:`` or ``:`` with nothing after it, and a Redis URL to a non-loopback host without a password);
 * no API key (``global.api_key``, else ``$EXPERIMENTHUB_API_KEY``);
 * the embedded SQLite MLOps store or the local queue datastream, unless ``global.allow_embedded: true``;
 * a plain-text MLflow (``http://``), broker (``amqp://``, RabbitMQ without ``ssl``) or Redis (``redis://``) URL to a
@@ -92,7 +93,10 @@ def _url_problems(config: HubConfig, url: str, loc: tuple) -> list[ConfigError]:
         return []
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
-    problems = _credentials(config, username, password, loc, broker=scheme.startswith(("amqp", "pyamqp")))
+    if scheme in (*_REDIS, "rediss") and password is None and is_local(host):
+        problems = []  # a loopback Redis without auth (protected mode); remote ones need a password
+    else:
+        problems = _credentials(config, username, password, loc, broker=scheme.startswith(("amqp", "pyamqp")))
     insecure = scheme in _AMQP or scheme in _REDIS
     if insecure and not is_local(host) and not config.global_.allow_insecure_transport:
         problems.append(config.error(f"plain-text {scheme} to {host}; {_TRANSPORT_HINT}", loc))
