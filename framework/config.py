@@ -1,7 +1,8 @@
 """pydantic models for ``hub_config.yaml`` and experiment spec files, with ``${ENV}`` and ``${file:...}`` references.
 
 In any string value, ``${VAR}`` and ``${VAR:-default}`` read the environment, and ``${file:/run/secrets/name}``
-reads that file with its trailing newline stripped (as Docker and Kubernetes mount secrets).
+reads that file with its trailing newline stripped (as Docker and Kubernetes mount secrets; a relative path is
+relative to the config file's folder).
 
 Errors name the file, the line, the dotted field path and the reason, never the offending value
 (it may be a password)::
@@ -23,7 +24,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.errors import ConfigError
+from framework.errors import ConfigError, RedactFilter
 
 __all__ = [
     "API_KEY_ENV",
@@ -197,8 +198,6 @@ def load_config(path: str | Path | None = None) -> HubConfig:
 def configure_logging(config: HubConfig, *, verbose: bool = False) -> None:
     """For entry points (CLI, API server, worker), never called by library code: a stderr handler if the root
     logger has none, ``framework`` loggers at ``global.log_level`` (debug with ``verbose``), secrets masked."""
-    from framework.errors import RedactFilter
-
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(format=LOG_FORMAT)
@@ -310,8 +309,11 @@ def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
 
     def substitute(match: re.Match[str]) -> str:
         if (file := match.group("file")) is not None:
+            secret = Path(file).expanduser()
+            if not secret.is_absolute() and Path(source).is_file():  # relative to the config file's folder
+                secret = Path(source).parent / secret
             try:
-                return Path(file).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+                return secret.read_text(encoding="utf-8").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
                 raise ConfigError(

@@ -452,6 +452,14 @@ def test_file_secret_missing_is_a_config_error_naming_key_and_path(tmp_path):
     )
 
 
+def test_relative_file_secret_is_read_beside_the_config(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "amqp_pw").write_text("rel-s3cret\n")
+    path = write(tmp_path / "conf", SPEC.replace('password: "guest"', 'password: "${file:amqp_pw}"'))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    assert load_config(path).plugins.datastream.config["password"] == "rel-s3cret"
+
+
 def test_file_secret_inside_a_url_is_read_once_and_never_shown(tmp_path, secrets):
     (secrets / "odd").write_text("p@ss:${HOME}:w0rd\r\n")
     path = write(
