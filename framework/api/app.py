@@ -69,6 +69,7 @@ from framework.api.models import (
 )
 from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
+from framework.plugins.datastream import input_queue
 from framework.records import FILE_READERS, encode_records
 from framework.store import CHAMPION
 
@@ -336,7 +337,7 @@ def _router() -> APIRouter:
         """Publish records to the stream's input queue ``<name>.input`` (503 without a datastream plugin)."""
         hub.get_experiment(name)
         ids = hub.publish_records(name, body.records)
-        return PublishedOut(queue=f"{name}.input", records=len(body.records), message_ids=ids)
+        return PublishedOut(queue=input_queue(name), records=len(body.records), message_ids=ids)
 
     @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
     def versions(name: Name, hub: Hub) -> list[VersionOut]:
