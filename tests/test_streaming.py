@@ -224,6 +224,44 @@ def test_delete_with_purge_queues_removes_them(tmp_path):
             stream.publish(input_queue("gone"), [OutgoingMessage(b"[]")])
 
 
+def test_watchers_see_predictions_that_the_consumer_still_receives(trained, process, tmp_path):
+    hub, name, transport, home = trained
+    stream = hub.get_plugin("datastream")
+    watch = stream.watch(prediction_queue(name))  # opened before anything is published
+    test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).head(300)
+    ids = hub.publish_records(name, test, batch_size=30)
+    run_until(hub, name, expected=len(ids))
+    watched: dict[str, object] = {}
+    deadline = time.monotonic() + 30
+    while len(watched) < len(ids) and time.monotonic() < deadline:
+        watched.update({d.message_id: d for d in watch.poll(max_messages=100, timeout=0.5)})
+    watch.close()
+    assert set(watched) == set(ids)
+    assert set(drain(stream, prediction_queue(name))) == set(ids)  # the downstream consumer lost nothing
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(json.dumps(config_dict(home, transport)))
+    tail = subprocess.Popen([EXE, "tail", name, "--config", str(config), "--count", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    scorer = threading.Thread(target=lambda: hub.stream(name, stop, batch_size=5))
+    scorer.start()
+    published: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while tail.poll() is None and time.monotonic() < deadline:  # until tail has shown its 5 rows
+            published += hub.publish_records(name, test.head(5), batch_size=5)
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        scorer.join(timeout=60)
+        tail.kill()
+    out, err = tail.communicate(timeout=30)
+    assert tail.returncode == 0, err
+    assert f"{name} predictions" in out and "score" in out
+    assert set(collect(stream, prediction_queue(name), len(published), timeout=30)) == set(published)
+
+
 def test_competing_consumers_share_the_queue(trained, process):
     hub, name, _, _ = trained
     ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
