@@ -41,6 +41,7 @@ __all__ = [
     "decode_body",
     "decode_records",
     "encode_frame",
+    "encode_parts",
     "encode_records",
     "load_frame",
     "uniform_keys",
@@ -135,10 +136,7 @@ def uniform_keys(records: list[Mapping[str, Any]]) -> frozenset[str] | None:
 
 def encode_records(frame: pd.DataFrame, *, message_id: str | None = None, **extra: Any) -> bytes:
     """Encode a DataFrame as a records envelope; ``extra`` adds top-level fields. Floats keep every digit."""
-    columns, values = _column_values(frame)
-    head = {"schema": RECORDS_SCHEMA, "id": message_id or uuid.uuid4().hex, "timestamp": time.time(), **extra}
-    head["records"] = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
-    return orjson.dumps(head, default=_json_default)
+    return encode_frame(frame, "records", message_id=message_id, **extra)[0]
 
 
 def _column_values(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
@@ -245,20 +243,42 @@ def encode_frame(frame: pd.DataFrame, fmt: str, *, message_id: str | None = None
 
     ``extra`` adds top-level fields to JSON formats and schema metadata to Arrow.
     """
-    if fmt == "records":
-        return encode_records(frame, message_id=message_id, **extra), JSON_CONTENT_TYPE
-    head = {"id": message_id or uuid.uuid4().hex, "timestamp": time.time(), **extra}
-    if fmt == "split":
-        head["columns"], values = _column_values(frame)
-        head["data"] = list(zip(*values, strict=True))
-        return orjson.dumps(head, default=_json_default), JSON_CONTENT_TYPE
+    return encode_parts(frame, [len(frame)], fmt, [{"id": message_id or uuid.uuid4().hex, **extra}])[0]
+
+
+def encode_parts(
+    frame: pd.DataFrame, sizes: Sequence[int], fmt: str, heads: Sequence[Mapping[str, Any]]
+) -> list[tuple[bytes, str]]:
+    """Encode consecutive row blocks of ``frame`` (``sizes`` rows each) as one message each, converting the
+    columns once for all of them; ``heads[i]`` holds block i's top-level fields (``id`` and any extra)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    now = time.time()
     if fmt == "arrow":
         import pyarrow as pa
 
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({k: str(v) for k, v in head.items()})
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return sink.getvalue().to_pybytes(), ARROW_CONTENT_TYPE
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        out = []
+        for start, stop, head in zip(bounds[:-1], bounds[1:], heads, strict=True):
+            part = table.slice(start, stop - start)
+            part = part.replace_schema_metadata({k: str(v) for k, v in {"timestamp": now, **head}.items()})
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, part.schema) as writer:
+                writer.write_table(part)
+            out.append((sink.getvalue().to_pybytes(), ARROW_CONTENT_TYPE))
+        return out
+    columns, values = _column_values(frame)
+    if fmt == "records":
+        rows: list[Any] = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+        fixed: dict[str, Any] = {"schema": RECORDS_SCHEMA}
+    else:
+        rows = list(zip(*values, strict=True))
+        fixed = {}
+    key = "records" if fmt == "records" else "data"
+    bodies = []
+    for start, stop, head in zip(bounds[:-1], bounds[1:], heads, strict=True):
+        message = {**fixed, "timestamp": now, **head, **({} if fmt == "records" else {"columns": columns})}
+        message[key] = rows[start:stop]
+        bodies.append((orjson.dumps(message, default=_json_default), JSON_CONTENT_TYPE))
+    return bodies

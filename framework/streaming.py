@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,7 +48,16 @@ from framework.plugins.datastream import (
     input_queue,
     prediction_queue,
 )
-from framework.records import FORMATS, MAX_MESSAGE_BYTES, DataInput, Message, decode_body, encode_frame, load_frame
+from framework.records import (
+    FORMATS,
+    MAX_MESSAGE_BYTES,
+    DataInput,
+    Message,
+    decode_body,
+    encode_frame,
+    encode_parts,
+    load_frame,
+)
 
 __all__ = [
     "ModelSource",
@@ -205,6 +214,7 @@ class StreamScorer:
         self._model: Any = None
         self._model_version: int | None = None
         self._state: Any = None  # predict_stream's state after the last acked batch
+        self._together: pd.DataFrame | None = None  # the current batch's predictions when scored at once
         self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
         self._retrain_rows = 0
@@ -230,6 +240,7 @@ class StreamScorer:
     def handle(self, deliveries: list[Delivery]) -> None:
         """Score, publish, then ack one micro-batch. Failures before the publish confirm requeue the batch."""
         self._settled.clear()
+        self._together = None
         try:
             good = self._decode_all(deliveries)
             if good:
@@ -305,28 +316,32 @@ class StreamScorer:
         predictions, state = self._model.predict_stream(frame, self._state)
         if len(predictions) != len(frame):
             return None, None
-        bounds = np.cumsum([item.message.rows for item in items])[:-1]
-        parts = np.split(np.arange(len(predictions)), bounds)
-        return [(item, predictions.iloc[rows]) for item, rows in zip(items, parts, strict=True)], state
+        bounds = np.concatenate([[0], np.cumsum([item.message.rows for item in items])]).tolist()
+        self._together = predictions
+        parts = [predictions.iloc[start:stop] for start, stop in pairwise(bounds)]
+        return list(zip(items, parts, strict=True)), state
 
     def _publish_predictions(self, scored: Scored) -> None:
-        messages = []
-        for item, predictions in scored:
-            body, content_type = encode_frame(
-                predictions,
-                self.output_format or item.message.format,
+        """One prediction message per input message; one column conversion for a batch scored together."""
+        formats = {self.output_format or item.message.format for item, _ in scored}
+        heads = [{"id": item.message_id, "input_id": item.message_id, "experiment": self.name} for item, _ in scored]
+        together = self._together
+        if together is not None and len(formats) == 1 and len(together) == sum(len(p) for _, p in scored):
+            encoded = encode_parts(together, [len(p) for _, p in scored], formats.pop(), heads)
+        else:
+            encoded = [
+                encode_parts(p, [len(p)], self.output_format or item.message.format, [head])[0]
+                for (item, p), head in zip(scored, heads, strict=True)
+            ]
+        messages = [
+            OutgoingMessage(
+                body=body,
                 message_id=item.message_id,
-                input_id=item.message_id,
-                experiment=self.name,
+                headers={"input_id": item.message_id, "experiment": self.name},
+                content_type=content_type,
             )
-            messages.append(
-                OutgoingMessage(
-                    body=body,
-                    message_id=item.message_id,
-                    headers={"input_id": item.message_id, "experiment": self.name},
-                    content_type=content_type,
-                )
-            )
+            for (item, _), (body, content_type) in zip(scored, encoded, strict=True)
+        ]
         self.stream.publish_topic(prediction_queue(self.name), messages)
         self.stats.records += sum(len(predictions) for _, predictions in scored)
         self.stats.predictions_published += len(messages)
