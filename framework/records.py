@@ -179,14 +179,23 @@ class Message:
     format: str
     records: list[Mapping[str, Any]] | None = None
     frame: pd.DataFrame | None = None
+    table: Any = None  # the pyarrow Table of an Arrow message (a batch concatenates tables, then converts once)
 
     @property
     def rows(self) -> int:
-        return len(self.records) if self.records is not None else len(self.to_frame())
+        if self.records is not None:
+            return len(self.records)
+        return self.table.num_rows if self.table is not None else len(self.to_frame())
+
+    @property
+    def columns(self) -> list[str]:
+        if self.table is not None:
+            return list(self.table.column_names)
+        return list(self.to_frame().columns)
 
     def to_frame(self) -> pd.DataFrame:
         if self.frame is None:
-            self.frame = pd.DataFrame.from_records(self.records)
+            self.frame = self.table.to_pandas() if self.table is not None else pd.DataFrame.from_records(self.records)
         return self.frame
 
 
@@ -195,8 +204,8 @@ def decode_body(body: bytes, content_type: str | None = None, max_bytes: int = M
     if len(body) > max_bytes:
         raise DataValidationError(f"message of {len(body)} bytes exceeds the limit of {max_bytes}", field="body")
     if content_type == ARROW_CONTENT_TYPE:
-        message_id, frame = _arrow_frame(body)
-        return Message(message_id, "arrow", frame=frame)
+        message_id, table = _arrow_table(body)
+        return Message(message_id, "arrow", table=table)
     payload = _json(body)
     if isinstance(payload, Mapping) and "columns" in payload and "records" not in payload:
         message_id = payload.get("id")
@@ -226,8 +235,8 @@ def _split_frame(payload: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
-def _arrow_frame(body: bytes) -> tuple[str | None, pd.DataFrame]:
-    """The frame of an Arrow IPC stream, and the ``id`` of its schema metadata if any."""
+def _arrow_table(body: bytes) -> tuple[str | None, Any]:
+    """The table of an Arrow IPC stream, and the ``id`` of its schema metadata if any."""
     import pyarrow as pa
 
     try:
@@ -235,7 +244,7 @@ def _arrow_frame(body: bytes) -> tuple[str | None, pd.DataFrame]:
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataValidationError(f"not an Arrow IPC stream: {exc}", field="body") from None
     message_id = (table.schema.metadata or {}).get(b"id")
-    return (None if message_id is None else message_id.decode(errors="replace")), table.to_pandas()
+    return (None if message_id is None else message_id.decode(errors="replace")), table
 
 
 def encode_frame(frame: pd.DataFrame, fmt: str, *, message_id: str | None = None, **extra: Any) -> tuple[bytes, str]:

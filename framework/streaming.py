@@ -173,7 +173,7 @@ class _Item:
     def columns(self) -> frozenset[str] | None:
         """The column set of every row, or None when the records disagree."""
         if self.message.records is None:
-            return frozenset(self.message.frame.columns)
+            return frozenset(self.message.columns)
         records = self.message.records
         if not records:
             return None
@@ -311,6 +311,10 @@ class StreamScorer:
             frame = items[0].message.to_frame()
         elif all(item.message.records is not None for item in items):
             frame = pd.DataFrame.from_records(list(chain.from_iterable(item.message.records for item in items)))
+        elif all(item.message.table is not None for item in items) and _same_schema(items):
+            import pyarrow as pa
+
+            frame = pa.concat_tables([item.message.table for item in items]).to_pandas()
         else:
             frame = pd.concat([item.message.to_frame() for item in items], ignore_index=True)
         predictions, state = self._model.predict_stream(frame, self._state)
@@ -435,6 +439,11 @@ class StreamScorer:
             self.stats.dead_lettered,
             lag,
         )
+
+
+def _same_schema(items: list[_Item]) -> bool:
+    first = items[0].message.table.schema
+    return all(item.message.table.schema.equals(first) for item in items[1:])
 
 
 def _fallback_id(delivery: Delivery) -> str:
