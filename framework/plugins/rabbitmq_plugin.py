@@ -316,7 +316,9 @@ class RabbitMQPlugin(DataStreamPlugin):
         return _Watch(self, connection, channel, queue)
 
     def delete_queue(self, name: str, dead_letter: bool = True) -> None:
-        """Delete a queue (and its dead-letter queue), with whatever it holds. Missing queues are ignored."""
+        """Delete a queue (and its dead-letter queue), with whatever it holds, and the topic exchange of the same
+        name if there is one. Missing queues and exchanges are ignored."""
+        self._run(f"delete topic {name!r}", lambda s: s.channel.exchange_delete(name))
         names = [name, name + DEAD_LETTER_SUFFIX] if dead_letter else [name]
         for queue in names:
             self._run(f"delete_queue({queue!r})", lambda s, q=queue: s.channel.queue_delete(q))
