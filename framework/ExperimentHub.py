@@ -389,6 +389,16 @@ class ExperimentHub:
         """The version in service: the champion, else the newest version (what ``load(name)`` returns)."""
         return self.store.resolve_version(name).version
 
+    def start_monitoring(self, name: str, scorer_id: str) -> str:
+        """Open the monitoring run of one scorer process (see ``streaming.StreamScorer``); returns its id."""
+        return self.store.start_monitoring(name, scorer_id)
+
+    def log_monitoring(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        self.store.log_monitoring(run_id, metrics, step)
+
+    def end_monitoring(self, run_id: str) -> None:
+        self.store.end_run(run_id, "FINISHED")
+
     def _datastream(self) -> Any:
         stream = self._plugins.get("datastream")
         if stream is None:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -94,6 +96,16 @@ class ModelSource(Protocol):
         """Queue a retrain job on recent rows; return its id."""
         ...
 
+    def start_monitoring(self, name: str, scorer_id: str) -> str:
+        """Open the monitoring run of one scorer process in the store; return its id."""
+        ...
+
+    def log_monitoring(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        """Log one interval's metrics (batched) at ``step``."""
+        ...
+
+    def end_monitoring(self, run_id: str) -> None: ...
+
 
 def declare_queues(stream: DataStreamPlugin, name: str) -> None:
     """Declare the experiment's durable input queue (with its dead-letter queue) and its prediction topic: an
@@ -150,6 +162,7 @@ class StreamStats:
 
     messages: int = 0
     records: int = 0
+    alarms: int = 0
     predictions_published: int = 0
     dead_lettered: int = 0
     batches: int = 0
@@ -220,11 +233,19 @@ class StreamScorer:
         self._retrain_rows = 0
         self._recent: list[pd.DataFrame] = []
         self._settled: set[int] = set()  # deliveries of the current batch already acked (dead-lettered)
+        self.scorer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._monitor_run: str | None = None
+        self._interval = (0, 0, 0, time.monotonic())  # records, alarms, dead-lettered at the interval's start
+        self._step = 0
 
     def run(self, stop: threading.Event) -> StreamStats:
         """Declare the queues and consume until ``stop`` is set; the batch in hand finishes first."""
         self._refresh_model()  # fails fast on an unknown experiment
         declare_queues(self.stream, self.name)
+        try:
+            self._monitor_run = self.models.start_monitoring(self.name, self.scorer_id)
+        except HubError as exc:  # monitoring never stops scoring
+            log.warning("stream %s: no monitoring run (%s); metrics are only logged", self.name, redact(str(exc)))
         log.info("scoring %s -> %s", input_queue(self.name), prediction_queue(self.name))
         self.stream.consume(
             input_queue(self.name),
@@ -234,6 +255,11 @@ class StreamScorer:
             stop=stop,
         )
         self._log_progress(force=True)
+        if self._monitor_run is not None:
+            try:
+                self.models.end_monitoring(self._monitor_run)
+            except HubError as exc:
+                log.warning("stream %s: could not end the monitoring run: %s", self.name, redact(str(exc)))
         return self.stats
 
     # -- one micro-batch ------------------------------------------------------------------------------------
@@ -348,6 +374,7 @@ class StreamScorer:
         ]
         self.stream.publish_topic(prediction_queue(self.name), messages)
         self.stats.records += sum(len(predictions) for _, predictions in scored)
+        self.stats.alarms += sum(int(p["is_anomaly"].sum()) for _, p in scored if "is_anomaly" in p.columns)
         self.stats.predictions_published += len(messages)
 
     def _dead_letter(self, bad: list[tuple[Delivery, DataValidationError]]) -> None:
@@ -423,6 +450,7 @@ class StreamScorer:
             )
 
     def _log_progress(self, force: bool = False) -> None:
+        """Every ``log_every_s``: one INFO line, and the same figures as metrics of the monitoring run."""
         now = time.monotonic()
         if not force and now - self._last_log < self.log_every_s:
             return
@@ -431,14 +459,33 @@ class StreamScorer:
             lag = self.stream.queue_depth(input_queue(self.name))
         except HubError:
             lag = -1
+        records, alarms, dead, started = self._interval
+        rows = self.stats.records - records
+        metrics = {
+            "rows_scored": float(rows),
+            "rows_per_s": rows / max(now - started, 1e-9),
+            "alarm_rate": (self.stats.alarms - alarms) / rows if rows else 0.0,
+            "dead_lettered": float(self.stats.dead_lettered - dead),
+            "consumer_lag": float(lag),
+            "model_version": float(self._model_version or 0),
+        }
+        self._interval = (self.stats.records, self.stats.alarms, self.stats.dead_lettered, now)
         log.info(
-            "stream %s: %d records (%.0f/s), %d dead-lettered, %d message(s) waiting",
+            "stream %s: %d rows (%.0f/s), alarm rate %.3f, %d dead-lettered, %d message(s) waiting, version %s",
             self.name,
-            self.stats.records,
-            self.stats.rate(),
-            self.stats.dead_lettered,
+            rows,
+            metrics["rows_per_s"],
+            metrics["alarm_rate"],
+            metrics["dead_lettered"],
             lag,
+            self._model_version,
         )
+        if self._monitor_run is not None:
+            try:
+                self.models.log_monitoring(self._monitor_run, metrics, self._step)
+            except HubError as exc:
+                log.warning("stream %s: monitoring metrics not stored: %s", self.name, redact(str(exc)))
+        self._step += 1
 
 
 def _same_schema(items: list[_Item]) -> bool:

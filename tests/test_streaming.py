@@ -262,6 +262,22 @@ def test_watchers_see_predictions_that_the_consumer_still_receives(trained, proc
     assert set(collect(stream, prediction_queue(name), len(published), timeout=30)) == set(published)
 
 
+def test_scorer_logs_monitoring_metrics_to_one_run(tmp_path, process, caplog):
+    with ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(tmp_path / "home", "local"))) as hub:
+        hub.create_experiment("pump", "fault_detection", SPEC)
+        hub.train("pump", process[0])
+        ids = hub.publish_records("pump", process[1].drop(columns=["fault", "fault_type"]).head(400), batch_size=20)
+        with caplog.at_level("INFO", logger="framework.streaming"):
+            stats = run_until(hub, "pump", expected=len(ids), batch_size=2, log_every_s=0.05)
+        runs = hub.store.mlops.search_runs("pump", filter_string="tags.`experimenthub.kind` = 'monitor'")
+        assert len(runs) == 1 and runs[0].status == "FINISHED"
+        metrics = runs[0].metrics
+        assert {"rows_scored", "rows_per_s", "alarm_rate", "dead_lettered", "consumer_lag"} <= set(metrics)
+        assert metrics["model_version"] == 1 and 0 <= metrics["alarm_rate"] <= 1
+        assert stats.alarms > 0
+        assert any("alarm rate" in r.getMessage() and "version 1" in r.getMessage() for r in caplog.records)
+
+
 def test_competing_consumers_share_the_queue(trained, process):
     hub, name, _, _ = trained
     ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
