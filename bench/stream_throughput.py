@@ -159,15 +159,20 @@ def scorer(hub: ExperimentHub, config: Path, name: str, bodies: list[bytes], fmt
         )
     exe = str(Path(sys.executable).with_name("experimenthub"))
     command = [exe, "stream", name, "--config", str(config), "--batch-size", "100", "--consumers", str(consumers)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while stream.queue_depth(input_queue(name)) == len(bodies) and process.poll() is None:
-            time.sleep(0.005)  # the scorer has loaded its model and started consuming
-        started = time.perf_counter()
-        finished = wait_depth(stream, prediction_queue(name), len(bodies), process)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            while stream.queue_depth(input_queue(name)) == len(bodies) and process.poll() is None:
+                time.sleep(0.005)  # the scorer has loaded its model and started consuming
+            started = time.perf_counter()
+            finished = wait_depth(stream, prediction_queue(name), len(bodies), process)
+        except RuntimeError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
     stream.flush_queue(prediction_queue(name))
     return finished - started
 
