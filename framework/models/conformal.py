@@ -7,7 +7,7 @@ NaN where ``o_i + j`` is past the data.
 Interval half-width at step ``j`` (split conformal, absolute residuals): the ``ceil((n + 1) * level) / n``
 empirical quantile of ``|errors[:, j]|``. With too few errors for that quantile (fewer than
 ``1 / (1 - level) - 1``), the Gaussian width ``z * rms(errors[:, j])`` is used instead. Widths never shrink with the
-step, and steps past the calibrated ones grow like ``sqrt(step)``.
+step (isotonic regression over the steps), and steps past the calibrated ones grow like ``sqrt(step)``.
 
 >>> origins = rolling_origins(len(y), horizon=12, season_length=12)
 >>> widths = conformal_widths(errors, level=0.95, h=18)
@@ -32,12 +32,12 @@ def min_train(season_length: int) -> int:
 
 
 def rolling_origins(n: int, horizon: int, season_length: int, max_origins: int = MAX_ORIGINS) -> list[int]:
-    """Origins over the last half of the series (at least ``2 * horizon`` points), at most ``max_origins``.
+    """Origins over the last quarter of the series (at least ``3 * horizon`` points), at most ``max_origins``.
 
     The first origin is where the calibration model is fitted; an origin needs one point after it. Empty when
     the series is shorter than ``min_train + 2``.
     """
-    first = max(min_train(season_length), n - max(2 * horizon, n // 2))
+    first = max(min_train(season_length), n - max(3 * horizon, n // 4))
     if first > n - 2:
         return []
     step = max(1, math.ceil((n - 1 - first) / max_origins))
@@ -78,4 +78,6 @@ def conformal_widths(errors: np.ndarray, level: float, h: int) -> np.ndarray:
     steps = np.arange(h)
     widths[last + 1 :] = widths[last] * np.sqrt((steps[last + 1 :] + 1) / (last + 1))
     widths = np.where(np.isfinite(widths), widths, 0.0)
-    return np.maximum.accumulate(widths)
+    from sklearn.isotonic import isotonic_regression
+
+    return np.asarray(isotonic_regression(widths, increasing=True))  # unbiased, unlike a running maximum

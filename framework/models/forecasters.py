@@ -168,25 +168,31 @@ class Forecaster(ABC):
 
     # ------------------------------------------------------------------------------------- fitting
     def fit(self, y: np.ndarray) -> Forecaster:
-        """Estimate parameters on ``y`` and keep it as the state; calibrate conformal intervals."""
+        """Estimate parameters on ``y``, keep it as the state, and record the rolling-origin errors."""
+        self.fit_state(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.cv_origins_, self.cv_errors_ = self._rolling_errors(self.y_)
+        return self
+
+    def fit_state(self, y: np.ndarray) -> Forecaster:
+        """``fit`` without the rolling-origin errors (a CV trial, a member, a winner whose errors are known)."""
         self.params_ = self.check_params()
         y = np.asarray(y, dtype="float64")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optimiser chatter from the engines
             self._fit(y)
-            self.y_ = y.copy()
-            self.cv_origins_, self.cv_errors_ = self._rolling_errors(y)
+        self.y_ = y.copy()
+        self.cv_origins_, self.cv_errors_ = [], None
         return self
 
     def _rolling_errors(self, y: np.ndarray) -> tuple[list[int], np.ndarray | None]:
-        """Origins and errors of a copy fitted before the first origin (``conformal`` only; see ``conformal``)."""
-        if self.params_["intervals"] != "conformal":
-            return [], None
+        """Origins and errors of a copy fitted before the first origin (see ``framework.models.conformal``)."""
         origins = rolling_origins(len(y), int(self.horizon), int(self.season_length))
         if not origins:
-            log.info("%s: series too short for conformal intervals; using the model's own", self.name)
+            log.info("%s: series too short for rolling-origin errors; intervals are the model's own", self.name)
             return [], None
-        trial = self.trial().fit(y[: origins[0]])
+        trial = self.trial().fit_state(y[: origins[0]])
         forecasts = np.stack([trial.point_forecast(y[:o], int(self.horizon)) for o in origins])
         return origins, rolling_errors(y, origins, forecasts)
 
@@ -206,7 +212,7 @@ class Forecaster(ABC):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             errors = getattr(self, "cv_errors_", None)
-            if errors is None:
+            if errors is None or self.params_.get("intervals") != "conformal":
                 return self._forecast(self.y_, h, level)
             mean = self._forecast(self.y_, h, None)[0]
             width = conformal_widths(errors, level, h)
@@ -612,7 +618,10 @@ class ProphetForecaster(Forecaster):
     def extend(self, y_new: np.ndarray) -> Forecaster:
         if not self.params_["refit_on_update"]:
             return super().extend(y_new)
-        return self.fit(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
+        calibration = self.cv_origins_, self.cv_errors_  # the intervals keep their calibration
+        self.fit_state(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
+        self.cv_origins_, self.cv_errors_ = calibration
+        return self
 
     def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(y)
@@ -667,7 +676,7 @@ class Combination(Forecaster):
                 model = FORECASTERS[name](
                     {"intervals": "model"}, season_length=self.season_length, horizon=self.horizon
                 )
-                self.members_[name] = model.fit(y)
+                self.members_[name] = model.fit_state(y)
             except Exception as exc:  # one member must not sink the combination
                 log.warning("combination: member %s failed: %s", name, exc)
         if not self.members_:
@@ -766,7 +775,7 @@ class AutoForecaster(Forecaster):
     """Rolling-origin cross-validation over ``candidates``; the lowest mean MASE wins and is refitted on all data.
 
     Each candidate is fitted once on the data before the first origin (``conformal.rolling_origins``: up to
-    ``folds`` origins over the last half of the series) and run forward from every origin with its parameters
+    ``folds`` origins over the last quarter of the series) and run forward from every origin with its parameters
     fixed. ``combination`` is scored from its members' CV forecasts (no extra fit) and, with several
     ``seasonal_periods``, ``mstl`` joins the candidates.
 
@@ -828,7 +837,7 @@ class AutoForecaster(Forecaster):
                 continue
             start = time.perf_counter()
             try:
-                trial = self._candidate(name).fit(y[: origins[0]])
+                trial = self._candidate(name).fit_state(y[: origins[0]])
                 forecasts[name] = np.stack([trial.point_forecast(y[:o], h) for o in origins])
             except Exception as exc:  # a failing candidate must not sink the others
                 log.warning("auto: candidate %s failed: %s", name, exc)
@@ -856,10 +865,10 @@ class AutoForecaster(Forecaster):
         ranked = sorted((s, n) for n, s in self.cv_mase_.items() if math.isfinite(s) and n not in self.dropped_)
         if not ranked:
             raise ConfigError("auto: every candidate failed or diverged", field="model.params.candidates")
-        self.cv_origins_ = origins
+        self.best_origins_ = origins
         for _, name in ranked:
             try:
-                best = self._candidate(name).fit(y) if self.params_["refit"] else None
+                best = self._candidate(name).fit_state(y) if self.params_["refit"] else None
             except Exception as exc:
                 log.warning("auto: refitting %s failed: %s", name, exc)
                 continue
@@ -868,7 +877,7 @@ class AutoForecaster(Forecaster):
                 self.dropped_[name] = "its final forecast left the plausible range of the history"
                 continue
             if best is None:  # refit=False: the CV copy, extended over the folds
-                best = self._candidate(name).fit(y[: origins[0]]).extend(y[origins[0] :])
+                best = self._candidate(name).fit_state(y[: origins[0]]).extend(y[origins[0] :])
             self.best_name_, self.best_ = name, best
             self.best_errors_ = errors[name]
             break
@@ -877,9 +886,7 @@ class AutoForecaster(Forecaster):
         log.info("auto chose %s (CV MASE %s)", self.best_name_, {n: round(s, 3) for n, s in self.cv_mase_.items()})
 
     def _rolling_errors(self, y: np.ndarray) -> tuple[list[int], np.ndarray | None]:
-        if self.params_["intervals"] != "conformal":
-            return self.cv_origins_, None
-        return self.cv_origins_, self.best_errors_
+        return self.best_origins_, self.best_errors_
 
     def fit(self, y: np.ndarray) -> Forecaster:
         super().fit(y)
