@@ -65,7 +65,7 @@ def test_conformal_intervals_cover_on_rolling_forecasts() -> None:
         model = make_forecaster("ets", {"intervals": mode}, season_length=24, horizon=24).fit(y[:600])
         for origin in range(600, 876, 12):
             model.y_ = y[:origin]  # the fitted parameters, forecasting from a later origin
-            mean, lower, upper = model.forecast(24, 0.9)
+            _, lower, upper = model.forecast(24, 0.9)
             actual = y[origin : origin + 24]
             inside[mode].append((actual >= lower) & (actual <= upper))
     coverage = {mode: float(np.mean(np.concatenate(v))) for mode, v in inside.items()}
