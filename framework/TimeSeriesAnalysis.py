@@ -401,10 +401,26 @@ class TimeSeriesExperiment(Experiment):
     # ------------------------------------------------------------------------------------- figures
     def figures(self, df: pd.DataFrame | None = None) -> dict[str, Any]:
         """``forecast``, ``decomposition``, ``residuals`` and (for ``auto``) ``cv_errors`` plotly figures."""
-        from framework.models.forecast_figures import build_figures
+        from framework.figures.time_series import MAX_POINTS, ForecastFigureData, build_figures
 
         self.check_is_fitted()
-        return build_figures(self, df)
+        y = self.model_.y_[-MAX_POINTS:]
+        history = self._score(pd.DataFrame({self.spec.timestamp: self.index_[-MAX_POINTS:], self.spec.target: y}))
+        scored = self._score(df) if df is not None and self.spec.target in df.columns else None
+        data = ForecastFigureData(
+            target=self.spec.target,
+            timestamp=self.spec.timestamp,
+            history=history,
+            future=self.predict(),
+            interval=self.spec.interval,
+            model_description=self.model_description_,
+            seasonal_period=self.seasonal_period_,
+            n_total=len(self.model_.y_),
+            sigma=self.sigma_,
+            scored=scored,
+            cv_scores=dict(self.cv_scores_ or {}),
+        )
+        return build_figures(data)
 
     # ------------------------------------------------------------------------------------ validate
     def validate(self, reference: Experiment | None = None) -> Validation:
