@@ -59,7 +59,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CANDIDATES = ("seasonal_naive", "ets", "theta", "ces", "arima", "stl", "combination")
 COMBINATION_MEMBERS = ("ets", "ces", "arima", "theta")
+# SCUM's theta member is the dynamic optimised theta (DOTM); the others are the catalog defaults
+MEMBER_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"theta": MappingProxyType({"model": "DOTM"})})
 UNSTABLE = 10.0  # auto drops a candidate whose CV MASE at an origin is over this many times the median candidate's
+FULL_SEARCH_MAX_N = 600  # arima: statsforecast's default order search up to this many points (below m = 24)
 MAX_SEASONAL_ARIMA_PERIOD = 24  # a seasonal ARIMA search with a longer period takes minutes
 # statsforecast keeps in-sample copies of the data in its fitted dict; forward() needs none of them.
 _BULKY_KEYS = ("fit", "residuals", "fitted", "states", "actual_residuals", "x")
@@ -321,11 +324,18 @@ class ETS(_StatsForecastModel):
 
 
 class ARIMA(_StatsForecastModel):
-    """Seasonal ARIMA with a bounded stepwise order search (statsforecast AutoARIMA, approximated likelihood)."""
+    """Seasonal ARIMA by statsforecast's AutoARIMA stepwise search.
+
+    ``search="auto"`` (default) runs statsforecast's default search on short, low-frequency series (seasonal period
+    under 24 and at most ``FULL_SEARCH_MAX_N`` points: it is fast there and finds long AR orders, e.g. the 11-year
+    sunspot cycle) and otherwise a bounded one (``max_*``, ``nmodels``, approximated likelihood): the default search
+    takes minutes on hourly data. ``"full"`` and ``"bounded"`` force one.
+    """
 
     name = "arima"
     params_spec = MappingProxyType(
         {
+            "search": Param("auto", (str,), choices=("auto", "full", "bounded")),
             "max_p": Param(2, (int,), minimum=0),
             "max_q": Param(2, (int,), minimum=0),
             "max_P": Param(1, (int,), minimum=0),
@@ -341,6 +351,9 @@ class ARIMA(_StatsForecastModel):
 
         p = self.params_
         seasonal = p["seasonal"] and 1 < self.season_length <= MAX_SEASONAL_ARIMA_PERIOD
+        search = p.get("search", "bounded")
+        if search == "full" or (search == "auto" and self.season_length < 24 and len(y) <= FULL_SEARCH_MAX_N):
+            return AutoARIMA(season_length=self.season_length if seasonal else 1, seasonal=seasonal)
         return AutoARIMA(
             season_length=self.season_length if seasonal else 1,
             seasonal=seasonal,
@@ -673,9 +686,8 @@ class Combination(Forecaster):
         self.members_: dict[str, Forecaster] = {}
         for name in self.params_["members"]:
             try:
-                model = FORECASTERS[name](
-                    {"intervals": "model"}, season_length=self.season_length, horizon=self.horizon
-                )
+                params = {**MEMBER_PARAMS.get(name, {}), "intervals": "model"}
+                model = FORECASTERS[name](params, season_length=self.season_length, horizon=self.horizon)
                 self.members_[name] = model.fit_state(y)
             except Exception as exc:  # one member must not sink the combination
                 log.warning("combination: member %s failed: %s", name, exc)
@@ -782,7 +794,10 @@ class AutoForecaster(Forecaster):
     Divergence guard: a candidate whose CV forecast leaves the plausible range of the history (its range widened
     by itself on both sides), or whose MASE at some origin is over ``UNSTABLE`` times the median candidate's
     there, is dropped with a warning; so is a winner whose final forecast leaves that range (the next one wins).
-    The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_`` (name -> MASE per
+    Selection: the lowest mean CV MASE wins, except that ``prefer`` (default ``combination``, which published
+    results and ``bench/forecast_panel.py`` find the most robust) keeps the place unless another candidate's
+    CV MASE is more than ``margin`` (10 %) below its own: picking the CV minimum among close candidates mostly
+    picks noise. The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_`` (name -> MASE per
     origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded candidates and why.
     """
 
@@ -793,10 +808,14 @@ class AutoForecaster(Forecaster):
             "folds": Param(MAX_ORIGINS, (int,), minimum=1),
             "refit": Param(True, (bool,)),
             "seasonal_periods": Param(None, (list, tuple)),
+            "prefer": Param("combination", (str,)),
+            "margin": Param(0.1, (float, int), minimum=0),
         }
     )
 
     def _validate(self, params: dict[str, Any]) -> None:
+        if params["margin"] >= 1:
+            raise ConfigError("must be < 1", field="model.params.margin")
         candidates = list(params["candidates"])
         valid = [n for n in FORECASTERS if n != "auto"]
         if not candidates:
@@ -812,6 +831,9 @@ class AutoForecaster(Forecaster):
 
     def _candidate(self, name: str) -> Forecaster:
         params: dict[str, Any] = {"intervals": "model"}
+        if name.startswith("member:"):  # a combination member with its own parameters (theta: DOTM)
+            name = name.removeprefix("member:")
+            params |= MEMBER_PARAMS[name]
         if name == "mstl" and self.params_["seasonal_periods"]:
             params["seasonal_periods"] = [int(p) for p in self.params_["seasonal_periods"]]
         return FORECASTERS[name](params, season_length=self.season_length, horizon=self.horizon)
@@ -826,12 +848,13 @@ class AutoForecaster(Forecaster):
         scale = mase_scale(y[: origins[0]], m)
         candidates = self.params_["candidates"]
         wanted = [n for n in candidates if n != "combination"]
+        member_keys = [f"member:{n}" if n in MEMBER_PARAMS else n for n in COMBINATION_MEMBERS]
         if "combination" in candidates:
-            wanted += [n for n in COMBINATION_MEMBERS if n not in wanted]
+            wanted += [n for n in member_keys if n not in wanted]
         forecasts: dict[str, np.ndarray] = {}
         self.cv_seconds_: dict[str, float] = {}
         for name in wanted:
-            cls = FORECASTERS[name]
+            cls = FORECASTERS[name.removeprefix("member:")]
             if cls.needs and importlib.util.find_spec(cls.needs) is None:
                 log.warning("auto: skipping %s (%s is not installed)", name, cls.needs)
                 continue
@@ -842,7 +865,7 @@ class AutoForecaster(Forecaster):
             except Exception as exc:  # a failing candidate must not sink the others
                 log.warning("auto: candidate %s failed: %s", name, exc)
             self.cv_seconds_[name] = time.perf_counter() - start
-        members = [forecasts[n] for n in COMBINATION_MEMBERS if n in forecasts]
+        members = [forecasts[n] for n in member_keys if n in forecasts]
         if "combination" in candidates and members:
             forecasts["combination"] = np.median(np.stack(members), axis=0)
         errors = {n: rolling_errors(y, origins, f) for n, f in forecasts.items() if n in candidates}
@@ -863,6 +886,11 @@ class AutoForecaster(Forecaster):
             n: float(np.mean(s)) if np.all(np.isfinite(s)) else float("nan") for n, s in self.cv_scores_.items()
         }
         ranked = sorted((s, n) for n, s in self.cv_mase_.items() if math.isfinite(s) and n not in self.dropped_)
+        prefer = self.params_["prefer"]
+        if ranked and prefer in dict((n, s) for s, n in ranked):  # the robust default keeps its place unless beaten
+            score = self.cv_mase_[prefer]
+            if not ranked[0][0] < (1 - self.params_["margin"]) * score:
+                ranked = [(score, prefer)] + [r for r in ranked if r[1] != prefer]
         if not ranked:
             raise ConfigError("auto: every candidate failed or diverged", field="model.params.candidates")
         self.best_origins_ = origins
