@@ -797,8 +797,8 @@ class AutoForecaster(Forecaster):
     Selection: the lowest mean CV MASE wins, except that ``prefer`` (default ``combination``, which published
     results and ``bench/forecast_panel.py`` find the most robust) keeps the place unless another candidate's
     CV MASE is more than ``margin`` (10 %) below its own: picking the CV minimum among close candidates mostly
-    picks noise. The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_`` (name -> MASE per
-    origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded candidates and why.
+    picks noise. The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_``
+    (name -> MASE per origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded candidates and why.
     """
 
     name = "auto"
