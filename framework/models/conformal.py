@@ -6,7 +6,7 @@ NaN where ``o_i + j`` is past the data.
 
 Interval half-width at step ``j`` (split conformal, absolute residuals): the ``ceil((n + 1) * level) / n``
 empirical quantile of ``|errors[:, j]|``. With too few errors for that quantile (fewer than
-``1 / (1 - level) - 1``), the Gaussian width ``z * rms(errors[:, j])`` is used instead. Widths never shrink with the
+``1 / (1 - level) - 1``), the Gaussian width ``z * rms(errors[:, j])`` (at least the largest error) is used. Widths never shrink with the
 step (isotonic regression over the steps), and steps past the calibrated ones grow like ``sqrt(step)``.
 
 >>> origins = rolling_origins(len(y), horizon=12, season_length=12)
@@ -69,8 +69,8 @@ def conformal_widths(errors: np.ndarray, level: float, h: int) -> np.ndarray:
         if e.size >= 1 / (1 - level) - 1:
             q = min(1.0, math.ceil((e.size + 1) * level) / e.size)
             widths[j] = float(np.quantile(e, q, method="higher"))
-        elif e.size:
-            widths[j] = z * float(np.sqrt(np.mean(e**2)))
+        elif e.size:  # never below an empirical quantile, so a higher level is never narrower
+            widths[j] = max(z * float(np.sqrt(np.mean(e**2))), float(np.max(e)))
     known = np.flatnonzero(np.isfinite(widths))
     if known.size == 0:
         return widths
