@@ -6,8 +6,9 @@ NaN where ``o_i + j`` is past the data.
 
 Interval half-width at step ``j`` (split conformal, absolute residuals): the ``ceil((n + 1) * level) / n``
 empirical quantile of ``|errors[:, j]|``. With too few errors for that quantile (fewer than
-``1 / (1 - level) - 1``), the Gaussian width ``z * rms(errors[:, j])`` (at least the largest error) is used. Widths never shrink with the
-step (isotonic regression over the steps), and steps past the calibrated ones grow like ``sqrt(step)``.
+``1 / (1 - level) - 1``), the Gaussian width ``z * rms(errors[:, j])`` (at least the largest error) is used.
+Widths never shrink with the step (isotonic regression over the steps), and steps past the calibrated ones grow
+like ``sqrt(step)``.
 
 >>> origins = rolling_origins(len(y), horizon=12, season_length=12)
 >>> widths = conformal_widths(errors, level=0.95, h=18)
