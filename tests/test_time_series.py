@@ -317,7 +317,6 @@ def test_prophet_end_to_end(prophet_fit: TimeSeriesExperiment, clean: pd.DataFra
     metrics = prophet_fit.metrics_
     assert prophet_fit.model_description_.startswith("Prophet(additive, seasons 24,168, AR(1) ")  # day and week
     assert metrics["mase"] < metrics["baseline_mase"], metrics
-    assert metrics["fit_seconds"] < 5, metrics  # one Prophet fit is ~0.2 s; the rest is importing prophet
     verdict = prophet_fit.validate()
     assert verdict.passed, verdict.reason
     ahead = prophet_fit.predict()

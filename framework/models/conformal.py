@@ -62,7 +62,11 @@ def cv_mase(errors: np.ndarray, scale: float) -> np.ndarray:
 
 
 def conformal_widths(errors: np.ndarray, level: float, h: int) -> np.ndarray:
-    """Half-widths for steps ``1..h`` from the rolling-origin ``errors`` (see the module doc)."""
+    """Half-widths for steps ``1..h`` from the rolling-origin ``errors`` (see the module doc).
+
+    The widths of the first steps do not depend on ``h``: they are computed over all calibrated steps and cut.
+    """
+    h_out, h = h, max(h, errors.shape[1])
     z = normal_quantile(level)
     widths = np.full(h, np.nan)
     for j in range(min(h, errors.shape[1])):
@@ -74,11 +78,11 @@ def conformal_widths(errors: np.ndarray, level: float, h: int) -> np.ndarray:
             widths[j] = max(z * float(np.sqrt(np.mean(e**2))), float(np.max(e)))
     known = np.flatnonzero(np.isfinite(widths))
     if known.size == 0:
-        return widths
+        return widths[:h_out]
     last = known[-1]
     steps = np.arange(h)
     widths[last + 1 :] = widths[last] * np.sqrt((steps[last + 1 :] + 1) / (last + 1))
     widths = np.where(np.isfinite(widths), widths, 0.0)
     from sklearn.isotonic import isotonic_regression
 
-    return np.asarray(isotonic_regression(widths, increasing=True))  # unbiased, unlike a running maximum
+    return np.asarray(isotonic_regression(widths, increasing=True))[:h_out]  # unbiased, unlike a running maximum
