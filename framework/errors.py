@@ -51,7 +51,6 @@ _SECRET_WORDS = frozenset(
         "passwd",
         "pwd",
         "pw",
-        "pass",
         "secret",
         "token",
         "apikey",
