@@ -143,6 +143,16 @@ def test_each_form_is_masked_by_the_log_filter(text, secret, kept):
     assert secret not in logging.Formatter().format(failed)
 
 
+def test_access_log_lines_keep_their_shape_and_lose_the_key():
+    from uvicorn.logging import AccessFormatter
+
+    args = ("127.0.0.1:5000", "GET", "/experiments?api_key=K3y-123&page=2", "1.1", 401)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None)
+    RedactFilter().filter(record)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(record)
+    assert line == '127.0.0.1:5000 - "GET /experiments?api_key=***&page=2 HTTP/1.1" 401 Unauthorized'
+
+
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
     from framework.plugins.mlflow_plugin import MLflowPlugin
