@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -263,19 +264,9 @@ def dashboard_router(signer: SessionSigner | None) -> APIRouter:
         for ptype, entry in hub.check_plugin_health().items():
             details = entry["details"]
             health[ptype] = {"healthy": entry["healthy"], "reason": details.get("reason", details.get("error"))}
-        history = hub.training_history(limit=200)
-        rows = []
-        for info in hub.experiments():
-            last = next((run for run in history if run["experiment"] == info.name), None)
-            rows.append(
-                {
-                    "name": info.name,
-                    "type": info.type,
-                    "champion": info.champion,
-                    "last_training": last,
-                    "live": _live_status(hub, info.name),
-                }
-            )
+        infos = hub.experiments()
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="ui-overview") as pool:  # store reads per row
+            rows = list(pool.map(lambda info: _overview_row(hub, info), infos))
         return JSONResponse(_plain({"health": health, "experiments": rows}))
 
     @router.get("/api/experiments/{name}")
@@ -314,6 +305,18 @@ def dashboard_router(signer: SessionSigner | None) -> APIRouter:
         return JSONResponse(_plain(hub.training_history(limit=100)))
 
     return router
+
+
+def _overview_row(hub: ExperimentHub, info: Any) -> dict[str, Any]:
+    """One experiment of the overview: type, champion, its newest training and its scorer's live status."""
+    last = hub.training_history(info.name, limit=1)
+    return {
+        "name": info.name,
+        "type": info.type,
+        "champion": info.champion,
+        "last_training": last[0] if last else None,
+        "live": _live_status(hub, info.name),
+    }
 
 
 def _live_status(hub: ExperimentHub, name: str) -> dict[str, Any] | None:
