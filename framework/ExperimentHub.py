@@ -17,7 +17,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framework.config import ExperimentEntry, HubConfig, default_config, load_config, state_dir
+from framework.config import ExperimentEntry, HubConfig, config_source, default_config, load_config, state_dir
 from framework.errors import (
     ConfigError,
     HubError,
@@ -63,15 +63,25 @@ class ExperimentHub:
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, path: str | Path | None = None, *, strict: bool = True) -> ExperimentHub:
+    def from_config(
+        cls, path: str | Path | None = None, *, strict: bool = True, embedded: bool = False
+    ) -> ExperimentHub:
         """Build the hub from ``path`` (default: ``./hub_config.yaml``, else the embedded default).
 
         Plugins are constructed and initialized in the order mlops, datastream, taskqueue. If one fails, those
-        already initialized are shut down and a ``PluginError`` names the plugin and the cause. With
-        ``strict=False`` (for health reports) a plugin that fails is left out and reported unhealthy instead.
+        already initialized are shut down and a ``PluginError`` names the config file, the plugin and the cause.
+        With ``strict=False`` (for health reports) a plugin that fails is left out and reported unhealthy instead.
+        ``embedded=True`` (or ``$EXPERIMENTHUB_EMBEDDED=1`` when ``path`` is None) forces the embedded default.
         """
-        config = load_config(path)
-        return cls.from_hub_config(config, strict=strict)
+        if embedded and path is not None:
+            raise TypeError("give a config path or embedded=True, not both")
+        source = None if embedded else config_source(path)
+        config = load_config(source) if source is not None else default_config()
+        try:
+            return cls.from_hub_config(config, strict=strict)
+        except PluginError as exc:
+            where = str(source) if source is not None else "embedded default"
+            raise PluginError(f"{where}: {exc}", plugin_type=exc.plugin_type) from exc
 
     @classmethod
     def from_hub_config(cls, config: HubConfig, *, strict: bool = True) -> ExperimentHub:

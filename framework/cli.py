@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,12 +28,18 @@ app.add_typer(config_app, name="config")
 experiments_app = typer.Typer(help="List and inspect experiments.", no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
 
+EMBEDDED_ENV_NAME = "EXPERIMENTHUB_EMBEDDED"  # framework.config.EMBEDDED_ENV (not imported: --help stays fast)
+EMBEDDED_FLAG = "1 (--embedded)"  # the value --embedded sets, so a conflict with --config can be told apart
 console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="hub_config.yaml (default: ./hub_config.yaml, else the embedded default)"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="hub_config.yaml (default: ./hub_config.yaml, else the embedded default; see --embedded)",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -44,21 +51,58 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def open_hub(config: Path | None, *, strict: bool = True) -> Any:
-    """Build the hub from ``config``; hub errors become a one-line message and exit code 2."""
-    from framework.errors import HubError
+    """Build the hub from ``config``, saying on stderr which config it loaded; hub errors become a one-line
+    message and exit code 2."""
+    from framework.config import EMBEDDED_ENV, config_source, state_dir
+    from framework.errors import HubError, PluginError
     from framework.ExperimentHub import ExperimentHub
 
+    if config is not None and os.environ.get(EMBEDDED_ENV) == EMBEDDED_FLAG:
+        raise fail("--embedded and --config exclude each other: pick one", code=2)
+    source = config_source(config)
+    if source is not None and not source.is_file():
+        raise fail(f"config file not found: {source}", code=2)
+    where = f"config {source}" if source is not None else f"embedded default (no servers; state in {state_dir()})"
+    errors.print(f"experimenthub: {where}", highlight=False, soft_wrap=True, markup=False)
     try:
-        return ExperimentHub.from_config(config, strict=strict)
+        return ExperimentHub.from_config(source, strict=strict)
+    except PluginError as exc:
+        hint = " (start that service, or use --embedded for the no-server default)" if source is not None else ""
+        raise fail(f"{exc}{hint}", code=2) from None
     except HubError as exc:
         raise fail(str(exc), code=2) from None
 
 
+def _version_callback(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"experimenthub {version('experimenthub')}")
+        except PackageNotFoundError:
+            typer.echo("experimenthub (not installed)")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at debug level")] = False) -> None:
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at debug level")] = False,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help=f"ignore ./hub_config.yaml and use the embedded default (no servers); same as {EMBEDDED_ENV_NAME}=1",
+        ),
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if embedded:
+        os.environ[EMBEDDED_ENV_NAME] = EMBEDDED_FLAG  # child processes (worker, stream) inherit it
 
 
 @config_app.command("check")
@@ -372,6 +416,17 @@ def demo_command(json_out: JsonOption = False) -> None:
         typer.echo(results_json(results))
     if results["stream"]["missing_predictions"]:
         raise typer.Exit(1)
+
+
+@app.command("sample-data")
+def sample_data_command(
+    directory: Annotated[Path, typer.Argument(help="folder to write into (created if needed)")] = Path("data"),
+) -> None:
+    """Write the README's sample files: normal.csv, live.csv (with faults) and load.csv."""
+    from framework.datasets.samples import SAMPLE_FILES, write_samples
+
+    for name, path in write_samples(directory).items():
+        console.print(f"[green]✓[/] {path}: {SAMPLE_FILES[name]}", highlight=False, soft_wrap=True)
 
 
 @app.command("stream")
