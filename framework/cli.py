@@ -236,7 +236,10 @@ def follow_job(hub: Any, name: str, job_id: str, *, wait: bool, json_out: bool) 
         console.print(f"[green]✓[/] {name}: version {result['version']} (run {result['run_id']}), champion {moved}")
         console.print(metrics_table("metrics", result["metrics"]))
     if info.state != "succeeded":
-        raise fail(f"job {job_id} {info.state}: {info.error}")
+        raise fail(
+            f"job {job_id} {info.state}: {info.error}. {name} keeps the versions it had (its failed run is listed "
+            f"by `experimenthub jobs -e {name}`); fix the cause and run the same command again"
+        )
 
 
 def load_spec_file(path: Path, spec_model: Any) -> dict[str, Any]:
@@ -259,6 +262,11 @@ def predict_command(
     """Score records with the served model (or forecast ahead when no --data is given)."""
     with open_hub(config) as hub:
         result = hub_call(hub.predict, name, data, version=version)
+    served = result.attrs
+    role = "the champion" if served.get("champion") else "not the champion"
+    errors.print(f"{name}: scored by version {served.get('model_version')} ({role})", highlight=False, soft_wrap=True)
+    if served.get("warning"):
+        errors.print(f"[yellow]warning:[/] {served['warning']}", highlight=False, soft_wrap=True)
     if out is not None:
         (result.to_parquet if out.suffix == ".parquet" else result.to_csv)(out, index=False)
         errors.print(f"wrote {len(result)} predictions to {out}")
@@ -271,6 +279,23 @@ def predict_command(
         for row in result.head(20).itertuples(index=False):
             table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
         console.print(table)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    name: Annotated[str, typer.Argument(help="experiment name")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="labelled rows (CSV/Parquet/Excel)")],
+    version: Annotated[int | None, typer.Option(help="model version (default: champion)")] = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Detection or forecast metrics of the served model against the labels in --data."""
+    with open_hub(config) as hub:
+        metrics = hub_call(hub.evaluate, name, data, version=version)
+    if json_out:
+        print_json(metrics)
+    else:
+        console.print(metrics_table(f"{name}: evaluation on {data}", metrics))
 
 
 @experiments_app.command("list")

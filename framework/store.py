@@ -233,8 +233,10 @@ class ExperimentStore:
             path = Path(tmp) / Path(artifact).name
             try:
                 data.to_parquet(path, index=False)
-            except (ValueError, TypeError, UnicodeError, ArrowError) as exc:  # mixed types, unencodable text
-                raise DataValidationError(f"cannot store the data as Parquet: {exc}", field="data") from None
+            except (ValueError, TypeError, UnicodeError, ArrowError):  # mixed types, unencodable text
+                raise DataValidationError(
+                    "a column mixes numbers and text; give each column one type", field="data"
+                ) from None
             self.mlops.log_artifact(run_id, path, str(Path(artifact).parent))
 
     def _read_frame(self, run_id: str, artifact: str) -> pd.DataFrame:
@@ -271,6 +273,12 @@ class ExperimentStore:
 
     def champion(self, name: str) -> ModelVersion | None:
         return self.mlops.get_alias(name, CHAMPION)
+
+    def validation_reason(self, version: ModelVersion) -> str:
+        """Why the champion gate passed or refused ``version`` (from its training run), or "" when unknown."""
+        if version.run_id is None:
+            return ""
+        return self.mlops.get_run(version.run_id).tags.get(TAG_VALIDATION, "")
 
     def set_champion(self, name: str, version: int) -> None:
         """Point ``champion`` at a version known to exist (``promote`` checks it first)."""

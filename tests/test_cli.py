@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ EXE = str(Path(sys.executable).with_name("experimenthub"))
 
 def run(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={"EXPERIMENTHUB_HOME": str(home), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+                          env={"EXPERIMENTHUB_HOME": str(home), "PATH": "/usr/bin:/bin", "COLUMNS": "200",
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")})  # the tree under test
 
 
 @pytest.fixture
