@@ -5,6 +5,7 @@ They run before any body is parsed, so an unauthenticated or oversized request n
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import traceback
@@ -17,7 +18,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from framework.api.errors import GENERIC_500, ApiError, error_response
 from framework.errors import redact
 
-__all__ = ["BearerAuthMiddleware", "BodyLimitMiddleware", "CatchAllMiddleware"]
+__all__ = [
+    "BearerAuthMiddleware",
+    "BodyLimitMiddleware",
+    "CatchAllMiddleware",
+    "TimeoutMiddleware",
+    "has_api_key",
+    "unauthorized",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,12 @@ class CatchAllMiddleware:
                 await error_response(500, GENERIC_500)(scope, receive, send)
 
 
+def has_api_key(headers: Headers, api_key: bytes) -> bool:
+    """True when ``headers`` carry ``Authorization: Bearer <api_key>`` (constant-time compare)."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key)
+
+
 class BearerAuthMiddleware:
     """Require ``Authorization: Bearer <api_key>`` on every path except ``open_paths`` (constant-time compare)."""
 
@@ -70,13 +84,16 @@ class BearerAuthMiddleware:
         if scope["type"] != "http" or scope["path"] in self._open or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key):
+        if has_api_key(Headers(scope=scope), self._key):
             await self.app(scope, receive, send)
             return
-        message = "missing or invalid API key; send 'Authorization: Bearer <key>'"
-        response = error_response(401, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+        await unauthorized()(scope, receive, send)
+
+
+def unauthorized() -> JSONResponse:
+    """The 401 answer for a missing or wrong API key."""
+    message = "missing or invalid API key; send 'Authorization: Bearer <key>'"
+    return error_response(401, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
 
 
 class BodyLimitMiddleware:
@@ -119,3 +136,46 @@ class BodyLimitMiddleware:
     def _too_large(self) -> JSONResponse:
         exc = self._too_large_error()
         return error_response(413, exc.message, field=exc.field)
+
+
+class TimeoutMiddleware:
+    """Answer 503 when a request is still running after ``seconds``; the late response is dropped.
+
+    A sync route's thread cannot be stopped, so the work may go on in the background, but the client gets its
+    answer in time and the connection is free again.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tracking = _TrackingSend(send)
+        timed_out = False
+
+        async def guarded_send(message: Message) -> None:
+            if not timed_out:
+                await tracking(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        if task in done:
+            task.result()  # re-raise for CatchAllMiddleware
+            return
+        timed_out = True
+        task.cancel()
+        task.add_done_callback(_log_late_failure)
+        log.warning(
+            "%s %s still running after %g s: answered 503", scope.get("method"), scope.get("path"), self.seconds
+        )
+        if not tracking.started:
+            message = f"the request took longer than {self.seconds:g} s; try again later or with less data"
+            await error_response(503, message, code="timeout")(scope, receive, send)
+
+
+def _log_late_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a timed-out request failed later: %s", redact(repr(task.exception())))
