@@ -328,6 +328,15 @@ class ExperimentHub:
         """Every model version of the experiment, newest first, with aliases."""
         return self.store.versions(name)
 
+    def version_details(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest versions with their validation verdict, reason, metrics and figure names (for dashboards)."""
+        return self.store.version_details(name, limit)
+
+    def monitoring_status(self, name: str) -> dict[str, Any] | None:
+        """The newest monitoring interval of ``name``'s scorers (rows, rate, alarm rate, lag, served version,
+        ``updated`` in epoch ms) from the store, or None when no scorer has run."""
+        return self.store.latest_monitoring(name)
+
     def promote(self, name: str, version: int) -> ModelVersion:
         """Move ``champion`` to ``version`` by hand."""
         return self.store.promote(name, version)

@@ -38,10 +38,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPBearer
 from starlette.datastructures import UploadFile
 
+from framework.api.dashboard import PREFIX as DASHBOARD
+from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
 from framework.api.errors import ApiError, install_error_handlers
 from framework.api.inputs import invocation_frame, predict_input
 from framework.api.middleware import (
@@ -176,14 +178,18 @@ def create_app(
         if given_hub is not None:
             app.state.hub = given_hub
             yield
+            app.state.live_feeds.close()
             return
         hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
         app.state.hub = hub
+        app.state.live_feeds = LiveFeeds(hub)
         try:
             yield
         finally:
+            app.state.live_feeds.close()
             await run_in_threadpool(hub.shutdown)
 
+    signer = SessionSigner(key) if key else None
     limits = config.global_.api
     middleware = [Middleware(CatchAllMiddleware), Middleware(TimeoutMiddleware, seconds=limits.request_timeout)]
     if limits.cors_origins:  # off unless origins are listed
@@ -196,7 +202,17 @@ def create_app(
             )
         )
     if key:
-        middleware.append(Middleware(BearerAuthMiddleware, api_key=key, open_paths=OPEN_PATHS))
+        middleware.append(
+            Middleware(
+                BearerAuthMiddleware,
+                api_key=key,
+                open_paths=(*OPEN_PATHS, "/", f"{DASHBOARD}/login", f"{DASHBOARD}/logout"),
+                sessions=signer,
+                open_prefixes=(f"{DASHBOARD}/static/",),
+                login_path=f"{DASHBOARD}/login",
+                page_prefix=DASHBOARD,
+            )
+        )
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes or limits.max_body_bytes))
     app = FastAPI(
         title="ExperimentHub",
@@ -208,8 +224,10 @@ def create_app(
     )
     if given_hub is not None:
         app.state.hub = given_hub
+    app.state.live_feeds = LiveFeeds(given_hub) if given_hub is not None else None
     install_error_handlers(app)
     app.include_router(_open_router(key))
+    app.include_router(dashboard_router(signer))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
     app.include_router(_router(), dependencies=secured, responses=_errors(401) if key else None)
@@ -227,6 +245,15 @@ def _version() -> str:
 
 def _open_router(key: str) -> APIRouter:
     router = APIRouter(tags=["health"])
+
+    @router.get("/", include_in_schema=False)
+    def index(request: Request) -> Response:
+        """A browser goes to the dashboard; a JSON client gets links."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(DASHBOARD, status_code=307)
+        return JSONResponse(
+            {"ui": DASHBOARD, "docs": "/docs", "redoc": "/redoc", "openapi": "/openapi.json", "health": "/health"}
+        )
 
     @router.get(
         "/health",
