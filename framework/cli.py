@@ -55,15 +55,14 @@ def open_hub(config: Path | None, *, strict: bool = True) -> Any:
     it loaded; hub errors become a one-line message (naming the config file) and exit code 2."""
     import click
 
-    from framework.config import EMBEDDED_ENV, config_source, configure_logging, load_config, state_dir
+    if config is not None and os.environ.get(EMBEDDED_ENV_NAME) == EMBEDDED_FLAG:
+        raise fail("--embedded and --config exclude each other: pick one", code=2)
+    check_files(config=config)
+    from framework.config import config_source, configure_logging, load_config, state_dir
     from framework.errors import HubError, PluginError
     from framework.ExperimentHub import ExperimentHub
 
-    if config is not None and os.environ.get(EMBEDDED_ENV) == EMBEDDED_FLAG:
-        raise fail("--embedded and --config exclude each other: pick one", code=2)
     source = config_source(config)
-    if source is not None and not source.is_file():
-        raise fail(f"config file not found: {source}", code=2)
     where = f"config {source}" if source is not None else f"embedded default (no servers; state in {state_dir()})"
     errors.print(f"experimenthub: {where}", highlight=False, soft_wrap=True, markup=False)
     try:
@@ -76,6 +75,14 @@ def open_hub(config: Path | None, *, strict: bool = True) -> Any:
         raise fail(f"{source or 'embedded default'}: {exc}{hint}", code=2) from None
     except HubError as exc:
         raise fail(str(exc), code=2) from None
+
+
+def check_files(**options: Path | None) -> None:
+    """Fail fast (before MLflow or pandas is imported) when a file option names no file: ``--data missing.csv``."""
+    for option, path in options.items():
+        if path is not None and not path.is_file():
+            what = "not a file" if path.exists() else "file not found"
+            raise fail(f"--{option}: {what}: {path}", code=2)
 
 
 def _version_callback(show: bool) -> None:
@@ -232,6 +239,7 @@ def train_command(
     json_out: JsonOption = False,
 ) -> None:
     """Train a new model version (creating the experiment from --type/--spec when given)."""
+    check_files(data=data, spec=spec)
     with open_hub(config) as hub:
         if type_ is not None:
             spec_model = hub_call(hub.experiment_class, type_).spec_model
@@ -250,6 +258,7 @@ def retrain_command(
     json_out: JsonOption = False,
 ) -> None:
     """A new version from the newest training data plus --data, cut to the spec's retrain window."""
+    check_files(data=data)
     with open_hub(config) as hub:
         job_id = hub_call(hub.submit_retrain, name, data)
         follow_job(hub, name, job_id, wait=wait, json_out=json_out)
@@ -304,6 +313,7 @@ def predict_command(
     json_out: JsonOption = False,
 ) -> None:
     """Score records with the served model (or forecast ahead when no --data is given)."""
+    check_files(data=data)
     with open_hub(config) as hub:
         result = hub_call(hub.predict, name, data, version=version)
     served = result.attrs
@@ -334,6 +344,7 @@ def evaluate_command(
     json_out: JsonOption = False,
 ) -> None:
     """Detection or forecast metrics of the served model against the labels in --data."""
+    check_files(data=data)
     with open_hub(config) as hub:
         metrics = hub_call(hub.evaluate, name, data, version=version)
     if json_out:

@@ -103,3 +103,21 @@ def test_errors_are_one_line_with_nonzero_exit(workdir, args, fragment):
     assert result.returncode != 0
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("train", "x", "--data", "missing.csv"), ("predict", "x", "--data", "."), ("--embedded", "health", "-c", "x.yaml"),
+     ("--version",)],
+    ids=["missing-file", "directory", "embedded-and-config", "version"],
+)
+def test_argument_and_file_errors_answer_before_heavy_imports(tmp_path, args):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "framework.cli", *args], capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, "EXPERIMENTHUB_HOME": str(tmp_path)})
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert not {"mlflow", "pandas", "sklearn"} & imported
+    messages = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    if args == ("--version",):
+        assert result.returncode == 0 and result.stdout.startswith("experimenthub ")
+    else:
+        assert result.returncode == 2 and messages and messages[-1].startswith("error: --")
