@@ -296,7 +296,7 @@ class ExperimentHub:
         store = self.store
         chosen = store.resolve_version(name, version=version, alias=alias)
         model = self._load_version(name, chosen)
-        result = model.predict(load_frame(data)) if data is not None else model.predict(None)
+        result = _utc(model.predict(load_frame(data)) if data is not None else model.predict(None))
         result.attrs.update(self._served_by(store, name, chosen, asked=version is not None or alias is not None))
         return result
 
@@ -472,3 +472,14 @@ class ExperimentHub:
             if on_progress is not None:
                 on_progress(min(len(frame), (first + group) * batch_size))
         return ids
+
+
+def _utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mark naive timestamp columns (experiments work in naive UTC) as UTC, so every output keeps the zone."""
+    import pandas as pd
+
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_dtype(values) and getattr(values.dt, "tz", None) is None:
+            frame[column] = values.dt.tz_localize("UTC")
+    return frame

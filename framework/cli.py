@@ -167,7 +167,7 @@ def plugins_command(
         return
     table = Table(title="ExperimentHub plugins")
     for column in ("type", "name", "target", "source"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["type"], row["name"], row["target"], row["source"])
     console.print(table)
@@ -219,9 +219,19 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, default=str, indent=2))
 
 
+def cell(value: Any) -> str:
+    """A table cell: floats to 4 significant digits, timestamps as ISO-8601 with their zone (``Z`` for UTC)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if hasattr(value, "isoformat") and hasattr(value, "tzinfo"):
+        text = value.isoformat()
+        return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+    return str(value)
+
+
 def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
     table = Table(title=title)
-    table.add_column("metric")
+    table.add_column("metric", overflow="fold")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -329,9 +339,9 @@ def predict_command(
     elif out is None:
         table = Table(title=f"{name}: {len(result)} predictions (first 20)")
         for column in result.columns:
-            table.add_column(str(column))
+            table.add_column(str(column), overflow="fold")
         for row in result.head(20).itertuples(index=False):
-            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+            table.add_row(*(cell(v) for v in row))
         console.print(table)
 
 
@@ -363,7 +373,7 @@ def experiments_list(config: ConfigOption = None, json_out: JsonOption = False) 
         return
     table = Table(title="Experiments")
     for column in ("name", "type", "model", "champion"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for info in infos:
         table.add_row(info.name, info.type, str(info.spec.get("model", {}).get("name", "")), str(info.champion or "-"))
     console.print(table)
@@ -382,7 +392,7 @@ def experiments_show(name: str, config: ConfigOption = None, json_out: JsonOptio
     print_json(info.spec)
     table = Table(title="Model versions")
     for column in ("version", "aliases", "run"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for v in versions:
         table.add_row(str(v.version), ", ".join(v.aliases), str(v.run_id))
     console.print(table)
@@ -414,8 +424,8 @@ def jobs_command(
             print_json(rows)
             return
         table = Table(title="Recent trainings")
-        for column in ("experiment", "version", "status", "champion", "job", "run"):
-            table.add_column(column)
+        for column in ("experiment", "version", "status", "champion", "job", "run", "error"):
+            table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(
                 row["experiment"],
@@ -424,6 +434,7 @@ def jobs_command(
                 "moved" if row["promoted"] else "-",
                 row["job_id"] or "-",
                 row["run_id"],
+                row.get("error") or "",
             )
         console.print(table)
         return
@@ -439,7 +450,7 @@ def render_health(report: dict[str, dict[str, Any]]) -> None:
     table = Table(title="Plugin health")
     table.add_column("plugin")
     table.add_column("status")
-    table.add_column("details")
+    table.add_column("details", overflow="fold")
     for ptype, entry in report.items():
         status = "[green]healthy[/]" if entry["healthy"] else "[red]unhealthy[/]"
         details = ", ".join(f"{k}={v}" for k, v in entry["details"].items())
