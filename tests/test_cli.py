@@ -121,3 +121,25 @@ def test_argument_and_file_errors_answer_before_heavy_imports(tmp_path, args):
         assert result.returncode == 0 and result.stdout.startswith("experimenthub ")
     else:
         assert result.returncode == 2 and messages and messages[-1].startswith("error: --")
+
+
+def test_jobs_and_jobs_id_agree_across_processes(workdir):
+    """`jobs` lists what `jobs ID` finds, each in its own process: a succeeded and a failed job, with the error."""
+    home = workdir / "home"
+    (workdir / "short.csv").write_text((workdir / "train.csv").read_text().splitlines()[0] + "\n"
+                                       + "\n".join((workdir / "train.csv").read_text().splitlines()[1:6]) + "\n")
+    ok = run("train", "pump", "--type", "fault_detection", "--spec", "spec.yaml", "--data", "train.csv", "--json",
+             home=home, cwd=workdir)
+    assert ok.returncode == 0, ok.stderr
+    failed = run("train", "pump", "--data", "short.csv", "--json", home=home, cwd=workdir)  # too few rows to fit
+    assert failed.returncode == 1 and json.loads(failed.stdout)["state"] == "failed"
+    listed = json.loads(run("jobs", "--json", home=home, cwd=workdir).stdout)
+    assert [row["status"] for row in listed] == ["FAILED", "FINISHED"]
+    for row in listed:
+        shown = run("jobs", row["job_id"], "--json", home=home, cwd=workdir)
+        info = json.loads(shown.stdout)
+        assert info["job_id"] == row["job_id"]
+        assert info["state"] == {"FINISHED": "succeeded", "FAILED": "failed"}[row["status"]]
+        assert (info["error"] is None) == (row["status"] == "FINISHED") and info["error"] == row["error"]
+    assert "rows" in listed[0]["error"] and json.loads(run("jobs", listed[1]["job_id"], "--json", home=home,
+                                                           cwd=workdir).stdout)["result"]["version"] == 1
