@@ -18,6 +18,7 @@ SERVICES = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
 SERVICE_FIXTURES = {"mlflow_server", "server_mlflow_plugin", "rabbit_stream", "trained_rabbitmq", "worker", "hub_yaml"}
 SERVICE_PARAMS = {"rabbitmq", "server", "celery"}
 SERVICE_MODULES = {"test_taskqueue.py", "test_mlflow_plugin.py"}  # every test there talks to a service
+SERVICE_WORDS = ("rabbitmq", "celery", "postgres")  # in a test's name: it is about that service
 NO_SERVICES_DIR = Path(__file__).parent / "no_services"  # its sitecustomize guards subprocesses too
 
 
@@ -29,6 +30,7 @@ def needs_services(item: pytest.Item) -> bool:
         or item.path.name in SERVICE_MODULES
         or bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
         or bool(SERVICE_PARAMS & values)
+        or any(word in item.originalname for word in SERVICE_WORDS)
     )
 
 

@@ -26,6 +26,7 @@ def test_readme_has_runnable_blocks() -> None:
     assert "bash" in languages and "python" in languages
 
 
+@pytest.mark.timeout(1800)  # a dozen CLI processes, four trainings: slow on a busy 2-core machine
 def test_readme_blocks_run_as_written(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     shutil.copy(ROOT / "hub_config.yaml", tmp_path / "hub_config.yaml")  # the servers' file, as in the repository
