@@ -25,7 +25,14 @@ from typing import Any
 import pandas as pd
 from pyarrow import ArrowException as ArrowError
 
-from framework.errors import ConflictError, DataValidationError, ExperimentNotFound, HubError, PluginUnavailable
+from framework.errors import (
+    ConflictError,
+    DataValidationError,
+    ExperimentNotFound,
+    HubError,
+    PluginUnavailable,
+    redact,
+)
 from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
@@ -41,7 +48,10 @@ TAG_JOB = "experimenthub.job_id"
 TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
 TAG_VALIDATION = "experimenthub.validation"
+TAG_ERROR = "experimenthub.error"  # why a training run FAILED, so any process can report it
 TAG_RUN_NAME = "mlflow.runName"
+TAG_FIGURES = "experimenthub.figures"
+MONITOR_UPDATED = "updated_ms"  # monitoring-run metric: when the interval ended (epoch ms)
 TRAIN_DATA = "data/train.parquet"
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DATASET = "data/dataset.parquet"
@@ -119,7 +129,18 @@ class ExperimentStore:
         """One training run (FINISHED, or FAILED if the body raises) tagged as a training and with its job id."""
         tags = {TAG_KIND: "train", **({TAG_JOB: job_id} if job_id else {})}
         with self.mlops.run(name, run_name=f"{name} {kind}", tags=tags) as run_id:
-            yield run_id
+            try:
+                yield run_id
+            except Exception as exc:
+                self._tag_error(run_id, exc)
+                raise
+
+    def _tag_error(self, run_id: str, exc: Exception) -> None:
+        """Record why the run failed (redacted, short); a store that cannot take the tag does not hide ``exc``."""
+        try:
+            self.mlops.set_tags(run_id, {TAG_ERROR: redact(f"{type(exc).__name__}: {exc}")[:500]})
+        except Exception as tag_exc:
+            log.warning("could not record the error of run %s: %s", run_id, redact(str(tag_exc)))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         self.mlops.log_params(run_id, params)
@@ -138,8 +159,11 @@ class ExperimentStore:
         """Log ``model`` with the run and register it as a new version of ``name``; return the version number."""
         return self.mlops.register_model(name, self.mlops.log_model(run_id, model), run_id=run_id).version
 
-    def record_outcome(self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str) -> None:
-        """Tag the run with the version it made, whether it was promoted and why (the validation's reason)."""
+    def record_outcome(
+        self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str, figures: list[str]
+    ) -> None:
+        """Tag the run with the version it made, whether it was promoted and why (the validation's reason), and
+        the names of its figures."""
         self.mlops.set_tags(
             run_id,
             {
@@ -147,6 +171,7 @@ class ExperimentStore:
                 TAG_PROMOTED: str(promoted).lower(),
                 TAG_VALIDATION: reason[:500],
                 TAG_RUN_NAME: f"{name} {kind} v{version}",
+                TAG_FIGURES: ",".join(figures)[:500],
             },
         )
 
@@ -198,6 +223,7 @@ class ExperimentStore:
             "version": run.tags.get(TAG_VERSION),
             "promoted": run.tags.get(TAG_PROMOTED) == "true",
             "started": run.start_time,
+            "error": run.tags.get(TAG_ERROR),
         }
 
     def training_runs(self, name: str, limit: int = 20) -> list[RunRecord]:
@@ -233,8 +259,10 @@ class ExperimentStore:
             path = Path(tmp) / Path(artifact).name
             try:
                 data.to_parquet(path, index=False)
-            except (ValueError, TypeError, UnicodeError, ArrowError) as exc:  # mixed types, unencodable text
-                raise DataValidationError(f"cannot store the data as Parquet: {exc}", field="data") from None
+            except (ValueError, TypeError, UnicodeError, ArrowError):  # mixed types, unencodable text
+                raise DataValidationError(
+                    "a column mixes numbers and text; give each column one type", field="data"
+                ) from None
             self.mlops.log_artifact(run_id, path, str(Path(artifact).parent))
 
     def _read_frame(self, run_id: str, artifact: str) -> pd.DataFrame:
@@ -269,8 +297,63 @@ class ExperimentStore:
         log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
         return versions[0]
 
+    def version_details(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` versions with what their training runs recorded: validation verdict and reason,
+        validation metrics, figure names, and whether the version is the champion."""
+        champion = self.champion(name)
+        rows = []
+        for version in self.versions(name)[:limit]:
+            run = self.mlops.get_run(version.run_id) if version.run_id else None
+            tags = run.tags if run is not None else {}
+            metrics = run.metrics if run is not None else {}
+            rows.append(
+                {
+                    "version": version.version,
+                    "created": version.created,
+                    "run_id": version.run_id,
+                    "champion": champion is not None and champion.version == version.version,
+                    "promoted": tags.get(TAG_PROMOTED) == "true",
+                    "reason": tags.get(TAG_VALIDATION, ""),
+                    "metrics": {
+                        k.removeprefix("validation."): v for k, v in metrics.items() if k.startswith("validation.")
+                    },
+                    "figures": [f for f in tags.get(TAG_FIGURES, "").split(",") if f],
+                }
+            )
+        return rows
+
+    def latest_monitoring(self, name: str) -> dict[str, Any] | None:
+        """The newest interval any scorer of ``name`` logged to its monitoring run: rows, rate, alarm rate,
+        dead letters, lag, served version, and ``updated`` (epoch ms of that interval), or None."""
+        runs = self.mlops.search_runs(
+            name,
+            filter_string=f"tags.`{TAG_KIND}` = 'monitoring'",
+            max_results=10,
+            order_by=["attributes.start_time DESC"],
+        )
+        latest = max(runs, key=lambda run: run.metrics.get(MONITOR_UPDATED, 0.0), default=None)
+        if latest is None or MONITOR_UPDATED not in latest.metrics:
+            return None
+        metrics = latest.metrics
+        return {
+            "rows": metrics.get("rows"),
+            "rate": metrics.get("rate"),
+            "alarm_rate": metrics.get("alarm_rate"),
+            "dead_letters": metrics.get("dead_letters"),
+            "lag": metrics.get("lag"),
+            "served_version": int(metrics["served_version"]) if "served_version" in metrics else None,
+            "updated": int(metrics[MONITOR_UPDATED]),
+            "run_id": latest.run_id,
+        }
+
     def champion(self, name: str) -> ModelVersion | None:
         return self.mlops.get_alias(name, CHAMPION)
+
+    def validation_reason(self, version: ModelVersion) -> str:
+        """Why the champion gate passed or refused ``version`` (from its training run), or "" when unknown."""
+        if version.run_id is None:
+            return ""
+        return self.mlops.get_run(version.run_id).tags.get(TAG_VALIDATION, "")
 
     def set_champion(self, name: str, version: int) -> None:
         """Point ``champion`` at a version known to exist (``promote`` checks it first)."""

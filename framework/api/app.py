@@ -7,9 +7,12 @@ Design:
 
 - **Auth.** With ``global.api_key`` in the config (else ``$EXPERIMENTHUB_API_KEY``), every path except ``/health``
   and the API docs (``/docs``, ``/redoc``, ``/openapi.json``: shapes only, no data) needs ``Authorization: Bearer
-  <key>``; the check is constant-time and runs before any body is read.
-- **Body limit.** Bodies over ``max_body_bytes`` (default ``records.MAX_MESSAGE_BYTES``) get 413, from
-  ``Content-Length`` before anything is read, or while streaming when it is absent.
+  <key>``; the check is constant-time and runs before any body is read. ``/health`` without the key answers only
+  each plugin's state (and the overall one, as 200 or 503); its details (hosts, paths, queue depths, versions)
+  come with the key, or with ``?details=true`` when no key is set.
+- **Limits** (``global.api``). Bodies over ``max_body_bytes`` (default 8 MiB) get 413, from ``Content-Length``
+  before anything is read, or while streaming when it is absent. A request still running after ``request_timeout``
+  seconds (default 60) gets 503. CORS is off unless ``cors_origins`` lists the allowed origins.
 - **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
   ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
 - **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
@@ -34,16 +37,28 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware import Middleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPBearer
 from starlette.datastructures import UploadFile
 
+from framework.api.dashboard import PREFIX as DASHBOARD
+from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
 from framework.api.errors import ApiError, install_error_handlers
-from framework.api.middleware import BearerAuthMiddleware, BodyLimitMiddleware, CatchAllMiddleware
+from framework.api.inputs import invocation_frame, predict_input
+from framework.api.middleware import (
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    TimeoutMiddleware,
+    has_api_key,
+    unauthorized,
+)
 from framework.api.models import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
     ErrorBody,
+    EvaluationOut,
     ExperimentCreate,
     ExperimentOut,
     ExperimentTypeOut,
@@ -56,18 +71,58 @@ from framework.api.models import (
     TrainIn,
     VersionOut,
 )
-from framework.config import HubConfig, load_config
+from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
-from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
+from framework.records import FILE_READERS, encode_records
 from framework.store import CHAMPION
 
 __all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "EXPERIMENTHUB_API_KEY"
 OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 DATASETS_DIR = "datasets"
+_UPLOAD_SCHEMA = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "a CSV, Parquet or Excel file"}},
+}
+PREDICT_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "anyOf": [
+                {"$ref": "#/components/schemas/RecordsIn"},
+                {"type": "array", "items": {"type": "object"}, "minItems": 1, "description": "bare records"},
+                {
+                    "type": "object",
+                    "required": ["columns", "data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array"}},
+                    },
+                    "description": "split JSON",
+                },
+            ]
+        }
+    },
+    "text/csv": {"schema": {"type": "string"}},
+    "multipart/form-data": {"schema": _UPLOAD_SCHEMA},
+}
+INVOCATIONS_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "description": "exactly one of dataframe_split, dataframe_records, instances, inputs (MLflow's formats)",
+            "properties": {
+                "dataframe_split": {"type": "object"},
+                "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                "instances": {},
+                "inputs": {},
+            },
+        }
+    },
+    "text/csv": {"schema": {"type": "string"}},
+}
 
 Name = Annotated[str, PathParam(pattern=NAME_PATTERN, description="experiment name")]
 Version = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="model version")]
@@ -101,13 +156,14 @@ def create_app(
     hub_or_config: ExperimentHub | HubConfig | str | Path | None = None,
     *,
     api_key: str | None = None,
-    max_body_bytes: int = MAX_MESSAGE_BYTES,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
 
     ``hub_or_config``: an ``ExperimentHub`` (the caller keeps ownership), a ``HubConfig``, a config path, or None for
     ``./hub_config.yaml`` or else the embedded default. ``api_key`` overrides ``global.api_key`` and
-    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth.
+    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth. ``max_body_bytes`` overrides
+    ``global.api.max_body_bytes`` (default 8 MiB); ``global.api`` also sets the request timeout and CORS origins.
     """
     if isinstance(hub_or_config, ExperimentHub):
         given_hub: ExperimentHub | None = hub_or_config
@@ -122,18 +178,42 @@ def create_app(
         if given_hub is not None:
             app.state.hub = given_hub
             yield
+            app.state.live_feeds.close()
             return
         hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
         app.state.hub = hub
+        app.state.live_feeds = LiveFeeds(hub)
         try:
             yield
         finally:
+            app.state.live_feeds.close()
             await run_in_threadpool(hub.shutdown)
 
-    middleware = [Middleware(CatchAllMiddleware)]
+    signer = SessionSigner(key) if key else None
+    limits = config.global_.api
+    middleware = [Middleware(CatchAllMiddleware), Middleware(TimeoutMiddleware, seconds=limits.request_timeout)]
+    if limits.cors_origins:  # off unless origins are listed
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=limits.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
     if key:
-        middleware.append(Middleware(BearerAuthMiddleware, api_key=key, open_paths=OPEN_PATHS))
-    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes))
+        middleware.append(
+            Middleware(
+                BearerAuthMiddleware,
+                api_key=key,
+                open_paths=(*OPEN_PATHS, "/", f"{DASHBOARD}/login", f"{DASHBOARD}/logout"),
+                sessions=signer,
+                open_prefixes=(f"{DASHBOARD}/static/",),
+                login_path=f"{DASHBOARD}/login",
+                page_prefix=DASHBOARD,
+            )
+        )
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes or limits.max_body_bytes))
     app = FastAPI(
         title="ExperimentHub",
         version=_version(),
@@ -144,8 +224,10 @@ def create_app(
     )
     if given_hub is not None:
         app.state.hub = given_hub
+    app.state.live_feeds = LiveFeeds(given_hub) if given_hub is not None else None
     install_error_handlers(app)
-    app.include_router(_open_router())
+    app.include_router(_open_router(key))
+    app.include_router(dashboard_router(signer))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
     app.include_router(_router(), dependencies=secured, responses=_errors(401) if key else None)
@@ -161,18 +243,42 @@ def _version() -> str:
         return "unknown"
 
 
-def _open_router() -> APIRouter:
+def _open_router(key: str) -> APIRouter:
     router = APIRouter(tags=["health"])
+
+    @router.get("/", include_in_schema=False)
+    def index(request: Request) -> Response:
+        """A browser goes to the dashboard; a JSON client gets links."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(DASHBOARD, status_code=307)
+        return JSONResponse(
+            {"ui": DASHBOARD, "docs": "/docs", "redoc": "/redoc", "openapi": "/openapi.json", "health": "/health"}
+        )
 
     @router.get(
         "/health",
         response_model=dict[str, PluginHealth],
-        responses={503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"}},
+        responses={
+            503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"},
+            **_errors(401),
+        },
     )
-    def health(hub: Hub) -> JSONResponse:
-        """``check_plugin_health()``: 200 when every plugin is healthy, 503 otherwise. Never needs the API key."""
+    def health(
+        request: Request,
+        hub: Hub,
+        details: Annotated[
+            bool, Query(description="include each plugin's details (needs the key when one is set)")
+        ] = False,
+    ) -> Response:
+        """Each plugin's state: 200 when every plugin is healthy, 503 otherwise; no key needed. Details (hosts,
+        paths, queue depths, versions) come with the API key, or with ``?details=true`` when no key is set."""
+        keyed = bool(key) and has_api_key(request.headers, key.encode())
+        if details and key and not keyed:
+            return unauthorized()
         report = hub.check_plugin_health()
         healthy = bool(report) and all(entry["healthy"] for entry in report.values())
+        if not (details or keyed):
+            report = {ptype: {"healthy": entry["healthy"]} for ptype, entry in report.items()}
         return JSONResponse(_finite(report), status_code=200 if healthy else 503)
 
     return router
@@ -280,18 +386,63 @@ def _router() -> APIRouter:
         tags=["serving"],
         response_model=PredictionsOut,
         responses=_errors(404, 413, 422, 503),
+        openapi_extra={"requestBody": {"required": True, "content": PREDICT_CONTENT}},
     )
-    def predict(
+    async def predict(
         name: Name,
-        body: RecordsIn,
+        request: Request,
         hub: Hub,
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a model version")] = None,
         alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
     ) -> Response:
-        """Score records with the served model (the champion unless ``version`` or ``alias`` says otherwise)."""
-        frame = hub.predict(name, body.records, version=version, alias=alias)
-        payload = encode_records(frame, **({"input_id": body.id} if body.id else {}))
-        return Response(payload, media_type="application/json")
+        """Score rows with the served model (the champion unless ``version`` or ``alias`` says otherwise).
+
+        The body: the records envelope, a bare list of records, split JSON (``{"columns", "data"}``), a CSV body
+        (``text/csv``) or a file upload (field ``file``). The answer is the records envelope with ``model_version``,
+        ``champion`` (and ``warning`` when the experiment has no champion), and the ``X-Model-Version`` header.
+        """
+        input_id, data = await _scoring_input(request, predict_input)
+        frame = await run_in_threadpool(hub.predict, name, data, version=version, alias=alias)
+        extra = {"input_id": input_id} if input_id else {}
+        payload = await run_in_threadpool(encode_records, frame, **extra, **_served(frame))
+        return Response(payload, media_type="application/json", headers=_served_headers(frame))
+
+    @router.post(
+        "/experiments/{name}/evaluate",
+        tags=["serving"],
+        responses=_errors(404, 413, 422, 503),
+        openapi_extra={"requestBody": {"required": True, "content": PREDICT_CONTENT}},
+    )
+    async def evaluate(
+        name: Name,
+        request: Request,
+        hub: Hub,
+        version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a model version")] = None,
+        alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
+    ) -> EvaluationOut:
+        """Metrics of the served model against labelled rows (any body ``/predict`` accepts): detection metrics for
+        fault detection, forecast metrics for time series."""
+        _, data = await _scoring_input(request, predict_input)
+        metrics = await run_in_threadpool(hub.evaluate, name, data, version=version, alias=alias)
+        return EvaluationOut(experiment=name, metrics=_finite(dict(metrics)))
+
+    @router.post(
+        "/experiments/{name}/invocations",
+        tags=["serving"],
+        responses={200: {"description": 'MLflow\'s scoring answer: {"predictions": [...]}'}, **_errors(404, 413, 422)},
+        openapi_extra={"requestBody": {"required": True, "content": INVOCATIONS_CONTENT}},
+    )
+    async def invocations(name: Name, request: Request, hub: Hub) -> Response:
+        """MLflow's scoring protocol, so MLflow scoring clients work unchanged: one of ``dataframe_split``,
+        ``dataframe_records``, ``instances`` or ``inputs`` (or a ``text/csv`` body); answers
+        ``{"predictions": [...]}`` with ``model_version`` and ``champion`` beside it (the champion scores)."""
+        _, data = await _scoring_input(request, lambda raw: (None, invocation_frame(raw)))
+        frame = await run_in_threadpool(hub.predict, name, data)
+        records = await run_in_threadpool(frame.to_json, orient="records", date_format="iso", date_unit="ms")
+        head = json.dumps(_served(frame))[1:-1]
+        return Response(
+            f'{{"predictions": {records}, {head}}}', media_type="application/json", headers=_served_headers(frame)
+        )
 
     @router.post(
         "/experiments/{name}/records", status_code=202, tags=["serving"], responses=_errors(404, 413, 422, 503)
@@ -386,8 +537,58 @@ def _parse_train_body(raw: bytes) -> TrainIn:
         raise RequestValidationError(errors) from None
 
 
+def _served(frame: Any) -> dict[str, Any]:
+    """What scored, from ``hub.predict``'s ``attrs``: model_version, champion and maybe a warning."""
+    return {k: frame.attrs[k] for k in ("model_version", "champion", "warning") if k in frame.attrs}
+
+
+def _served_headers(frame: Any) -> dict[str, str]:
+    return {"X-Model-Version": str(frame.attrs["model_version"])} if "model_version" in frame.attrs else {}
+
+
+async def _scoring_input(request: Request, parse_json: Any) -> tuple[str | None, Any]:
+    """``(input id, rows)`` of a scoring body: a file upload, ``text/csv``, or JSON decoded by ``parse_json``."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        return None, await _read_upload(request)
+    raw = await request.body()
+    if content_type.startswith("text/csv"):
+        return None, await run_in_threadpool(_csv_frame, raw)
+    return await run_in_threadpool(parse_json, raw)
+
+
+def _csv_frame(raw: bytes) -> Any:
+    import io
+
+    import pandas as pd
+
+    try:
+        return pd.read_csv(io.BytesIO(raw), float_precision="round_trip")
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise ApiError(422, f"cannot read the CSV body: {exc}", field="body") from None
+
+
+async def _read_upload(request: Request) -> Any:
+    """The uploaded file (field ``file``) as a DataFrame."""
+    from framework.records import load_frame
+
+    async def read(path: Path) -> Any:
+        return await run_in_threadpool(load_frame, path)
+
+    return await _with_upload(request, read)
+
+
 async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
     """Spool an uploaded file (field ``file``) to a named temporary file and queue training on it."""
+
+    async def submit(path: Path) -> str:
+        return await run_in_threadpool(hub.submit_training, name, path)
+
+    return await _with_upload(request, submit)
+
+
+async def _with_upload(request: Request, use: Any) -> Any:
+    """Spool an uploaded file (field ``file``) to a named temporary file and ``await use(path)``."""
     from starlette.exceptions import HTTPException
 
     try:
@@ -403,7 +604,7 @@ async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
             with tempfile.TemporaryDirectory(prefix="experimenthub-upload-") as tmp:
                 path = Path(tmp) / f"upload{suffix}"
                 await run_in_threadpool(_copy_upload, upload, path)
-                return await run_in_threadpool(hub.submit_training, name, path)
+                return await use(path)
     except HTTPException as exc:
         if exc.status_code == 400:  # Starlette's malformed-multipart answer
             raise ApiError(422, f"malformed multipart body: {exc.detail}", field="file") from None
