@@ -57,7 +57,7 @@ class ExperimentHub:
         self.state_dir: Path = state_dir(self.config)
         self._plugins: dict[str, Plugin] = {}
         self._failed: dict[str, str] = {}  # plugin type -> why it could not start (strict=False only)
-        self._models: OrderedDict[tuple[str, int], Experiment] = OrderedDict()
+        self._models: OrderedDict[tuple[str, int, str | None], Experiment] = OrderedDict()
         self._models_lock = threading.Lock()
         self._local_jobs: LocalExecutor | None = None
 
@@ -222,8 +222,20 @@ class ExperimentHub:
         return self.store.get(name)
 
     def delete_experiment(self, name: str) -> None:
-        """Delete the experiment, its runs and its registered model."""
+        """Delete the hub experiment, its runs and its registered model, and cancel its queued and running jobs.
+
+        Only experiments the hub created are deleted. A job of the deleted experiment that still runs somewhere
+        cannot register or promote a version afterwards (it checks the experiment's incarnation first).
+        """
+        from framework.jobs import jobs_of
+
+        job_ids = jobs_of(self.jobs_backend, self.store, name)
         self.store.delete(name)
+        for job_id in job_ids:
+            try:
+                self.cancel_job(job_id)
+            except HubError as exc:  # the experiment is gone; a job that cannot be cancelled cannot register either
+                log.warning("deleted %s but could not cancel its job %s: %s", name, job_id, redact(str(exc)))
         with self._models_lock:
             for key in [k for k in self._models if k[0] == name]:
                 del self._models[key]
@@ -241,7 +253,10 @@ class ExperimentHub:
         from framework.records import load_frame
         from framework.training import train_version
 
-        return train_version(self.store, name, self.new_experiment(name), load_frame(data), job_id=job_id)
+        info = self.store.get(name)
+        experiment = self.experiment_class(info.type)(info.spec)
+        frame = load_frame(data)
+        return train_version(self.store, name, experiment, frame, job_id=job_id, incarnation=info.incarnation)
 
     def retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> TrainResult:
         """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
@@ -249,14 +264,17 @@ class ExperimentHub:
         from framework.records import load_frame
         from framework.training import retrain_frame, train_version
 
-        experiment = self.new_experiment(name)
+        info = self.store.get(name)
+        experiment = self.experiment_class(info.type)(info.spec)
         frame = retrain_frame(self.store, name, experiment, None if data is None else load_frame(data))
-        return train_version(self.store, name, experiment, frame, job_id=job_id, kind="retrain")
+        return train_version(
+            self.store, name, experiment, frame, job_id=job_id, kind="retrain", incarnation=info.incarnation
+        )
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
         """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
         chosen = self.store.resolve_version(name, version=version, alias=alias)
-        key = (name, chosen.version)
+        key = (name, chosen.version, chosen.run_id)  # a re-created experiment's version 1 is another model
         with self._models_lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -312,20 +330,21 @@ class ExperimentHub:
         dataset); in-process jobs get the frame itself."""
         from framework.records import load_frame
 
-        self.store.get(name)
-        return self._submit(TRAIN_TASK, name, load_frame(data), job_id)
+        info = self.store.get(name)
+        return self._submit(TRAIN_TASK, info, load_frame(data), job_id)
 
     def submit_retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> str:
         """Queue a retrain job (newest training snapshot plus ``data``, cut to the spec's window); return its id."""
         from framework.records import load_frame
 
-        self.store.get(name)
-        return self._submit(RETRAIN_TASK, name, None if data is None else load_frame(data), job_id)
+        info = self.store.get(name)
+        return self._submit(RETRAIN_TASK, info, None if data is None else load_frame(data), job_id)
 
-    def _submit(self, task: str, name: str, frame: pd.DataFrame | None, job_id: str | None) -> str:
+    def _submit(self, task: str, info: ExperimentInfo, frame: pd.DataFrame | None, job_id: str | None) -> str:
         job_id = job_id or uuid.uuid4().hex
         backend = self.jobs_backend
-        kwargs: dict[str, Any] = {"job_id": job_id, "experiment": name}
+        name = info.name
+        kwargs: dict[str, Any] = {"job_id": job_id, "experiment": name, "incarnation": info.incarnation}
         if isinstance(backend, LocalExecutor):
             kwargs["data"] = frame  # same process: no round trip through the store
         else:
@@ -339,12 +358,21 @@ class ExperimentHub:
         dataset_run_id: str | None = None,
         kind: str = "train",
         data: pd.DataFrame | None = None,
+        incarnation: str | None = None,
     ) -> dict[str, Any]:
-        """Execute a train or retrain job (on a worker or in-process); idempotent by ``job_id``."""
+        """Execute a train or retrain job (on a worker or in-process); idempotent by ``job_id``. A job submitted
+        for an ``incarnation`` of the experiment that has been deleted since fails without registering anything."""
         from framework.jobs import run_job
 
         return run_job(
-            self.store, self.new_experiment, job_id, experiment, kind=kind, dataset_run_id=dataset_run_id, data=data
+            self.store,
+            self.new_experiment,
+            job_id,
+            experiment,
+            kind=kind,
+            dataset_run_id=dataset_run_id,
+            data=data,
+            incarnation=incarnation,
         )
 
     def job(self, job_id: str) -> JobInfo:

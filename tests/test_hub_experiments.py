@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 import warnings
 from collections.abc import Callable
@@ -52,6 +53,7 @@ def hub_config(mlflow_uri: str) -> HubConfig:
             "experiments": [
                 {"name": "fault_detection", "module": "framework.FaultDetection", "class": "FaultDetectionExperiment"},
                 {"name": "gate", "module": "tests.test_hub_experiments", "class": "GateExperiment"},
+                {"name": "blocking", "module": "tests.test_hub_experiments", "class": "BlockingExperiment"},
             ],
         }
     )
@@ -289,3 +291,126 @@ def test_retrain_jobs_are_idempotent(open_hub):
     replay = hub.run_job(job_id=job_id, experiment=name, kind="retrain")  # a redelivered job
     assert replay["run_id"] == result["run_id"]
     assert [v.version for v in hub.versions(name)] == [2, 1]
+
+
+# -- ownership and incarnations (issue 19, item 1) ----------------------------------------------------------------
+GATES: dict[str, tuple[threading.Event, threading.Event]] = {}  # gate key -> (fit started, fit may finish)
+
+
+class BlockingExperiment(GateExperiment):
+    """Blocks where a training is slow (``fit``) or, with ``at: save``, when the model is saved (after every log
+    call of the run, just before the version is registered), until the test releases it. The spec names the gate."""
+
+    def _block(self, where: str) -> None:
+        started, release = GATES[self.spec.threshold["gate"]]
+        if self.spec.threshold.get("at", "fit") == where and not started.is_set():
+            started.set()
+            assert release.wait(60), "the test never released the training"
+
+    def fit(self, df):
+        self._block("fit")
+        return super().fit(df)
+
+    def __getstate__(self):
+        self._block("save")
+        return dict(self.__dict__)
+
+
+def blocking_spec(at: str = "fit") -> tuple[dict, threading.Event, threading.Event]:
+    key = uuid.uuid4().hex
+    GATES[key] = (threading.Event(), threading.Event())
+    return {"model": {"name": "mean"}, "threshold": {"gate": key, "at": at}}, *GATES[key]
+
+
+def test_foreign_mlflow_experiments_are_never_adopted_or_deleted(open_hub):
+    hub = open_hub()
+    mlops = hub.get_plugin("mlops")
+    name = unique("foreign")
+    mlops.create_experiment(name, tags={"team": "other"})  # another team's experiment on the same server
+    for taken in (name, "Default"):
+        with pytest.raises(ConflictError, match="not created by the hub"):
+            hub.create_experiment(taken, "gate", {"model": {"name": "mean"}})
+        with pytest.raises(ExperimentNotFound):
+            hub.delete_experiment(taken)
+        assert mlops.get_experiment(taken) is not None
+    assert mlops.get_experiment(name)["tags"] == {"team": "other"}  # untouched: no hub tags were added
+
+    model = unique("foreign-model")  # a registered model with no experiment behind it
+    with mlops.run(unique("elsewhere")) as run_id:
+        fitted = GateExperiment({"model": {"name": "mean"}}).fit(pd.DataFrame({"x": [1.0]}))
+        mlops.register_model(model, mlops.log_model(run_id, fitted))
+    with pytest.raises(ConflictError, match="registered model"):
+        hub.create_experiment(model, "gate", {"model": {"name": "mean"}})
+    assert [v.version for v in mlops.list_versions(model)] == [1]
+
+
+def test_experiments_carry_a_fresh_incarnation(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    first = hub.create_experiment(name, "gate", {"model": {"name": "mean"}}).incarnation
+    assert first and hub.get_experiment(name).incarnation == first
+    hub.delete_experiment(name)
+    second = hub.create_experiment(name, "gate", {"model": {"name": "mean"}}).incarnation
+    assert second and second != first
+
+
+def test_a_job_that_outlives_its_experiment_never_registers_under_the_new_one(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    spec, started, release = blocking_spec(at="save")
+    hub.create_experiment(name, "blocking", spec)
+    job_id = hub.submit_training(name, pd.DataFrame({"x": [1.0, 2.0]}))
+    assert started.wait(60)
+    hub.delete_experiment(name)
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})  # same name, another spec
+    release.set()
+    with pytest.raises(JobFailed, match="deleted"):
+        hub.wait_job(job_id, timeout=120)
+    assert hub.versions(name) == []
+    with pytest.raises(ExperimentNotFound, match="no trained model"):
+        hub.predict(name, pd.DataFrame({"x": [1.0]}))
+
+
+def test_a_stale_worker_job_cannot_train_for_a_new_incarnation(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    old = hub.create_experiment(name, "gate", {"model": {"name": "mean"}}).incarnation
+    hub.delete_experiment(name)
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    with pytest.raises(ConflictError, match="deleted and created again"):
+        hub.run_job(job_id=unique("job"), experiment=name, data=pd.DataFrame({"x": [1.0]}), incarnation=old)
+    assert hub.versions(name) == []
+
+
+def test_delete_cancels_queued_jobs(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    spec, started, release = blocking_spec()
+    hub.create_experiment(name, "blocking", spec)
+    jobs = [hub.submit_training(name, pd.DataFrame({"x": [1.0]})) for _ in range(3)]  # 2 workers: one waits
+    assert started.wait(60)
+    assert hub.job(jobs[2]).state == "queued"
+    hub.delete_experiment(name)
+    assert hub.job(jobs[2]).state == "cancelled"
+    release.set()
+    for job_id in jobs[:2]:
+        with pytest.raises(JobFailed):
+            hub.wait_job(job_id, timeout=120)
+
+
+def test_a_version_of_another_incarnation_is_neither_served_nor_promoted(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    hub.train(name, pd.DataFrame({"x": [1.0, 3.0]}))
+    mlops = hub.get_plugin("mlops")
+    with mlops.run(name) as run_id:  # what a job of a deleted incarnation would have registered
+        stale = GateExperiment({"model": {"name": "mean"}}).fit(pd.DataFrame({"x": [100.0]}))
+        uri = mlops.log_model(run_id, stale)
+        mlops.register_model(name, uri, run_id=run_id, tags={"experimenthub.incarnation": "deleted-one"})
+    mlops.set_alias(name, "champion", 2)
+    assert hub.predict(name, pd.DataFrame({"x": [2.0]}))["score"].tolist() == [0.0]  # v1, not the stale v2
+    with pytest.raises(ConflictError, match="deleted experiment"):
+        hub.promote(name, 2)
+    with pytest.raises(ConflictError, match="deleted experiment"):
+        hub.predict(name, pd.DataFrame({"x": [2.0]}), version=2)

@@ -599,7 +599,9 @@ class MLflowPlugin(MLOpsPlugin):
                 client.log_artifacts(run_id, str(local), name)
         return f"runs:/{run_id}/{name}"
 
-    def register_model(self, name: str, model_uri: str, run_id: str | None = None) -> ModelVersion:
+    def register_model(
+        self, name: str, model_uri: str, run_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelVersion:
         """Register ``model_uri`` (``runs:/<run>/<path>``) as a new version of the registered model ``name``."""
         match = _RUNS_SOURCE.match(model_uri)
         if match is None:
@@ -610,7 +612,9 @@ class MLflowPlugin(MLOpsPlugin):
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            version = client.create_model_version(name, model_uri, run_id=run_id or match["run_id"])
+            version = client.create_model_version(
+                name, model_uri, run_id=run_id or match["run_id"], tags=self._clean_tags(tags) or None
+            )
         log.info("registered %s version %s from run %s", name, version.version, version.run_id)
         return self._version(version)
 

@@ -135,8 +135,10 @@ class MLOpsPlugin(Plugin, Protocol):
         """Log a Python object with ``predict(DataFrame)`` as a model of the run; return its model URI."""
         raise NotImplementedError
 
-    def register_model(self, name: str, model_uri: str, run_id: str | None = None) -> ModelVersion:
-        """Register ``model_uri`` as a new version of the registered model ``name``."""
+    def register_model(
+        self, name: str, model_uri: str, run_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelVersion:
+        """Register ``model_uri`` as a new version of the registered model ``name``, with version ``tags``."""
         raise NotImplementedError
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
