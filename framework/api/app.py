@@ -9,7 +9,9 @@ Design:
   and the API docs (``/docs``, ``/redoc``, ``/openapi.json``: shapes only, no data) needs ``Authorization: Bearer
   <key>``; the check is constant-time and runs before any body is read.
 - **Body limit.** Bodies over ``max_body_bytes`` (default ``records.MAX_MESSAGE_BYTES``) get 413, from
-  ``Content-Length`` before anything is read, or while streaming when it is absent.
+  ``Content-Length`` before anything is read, or while streaming when it is absent. An uploaded file over
+  ``max_cells`` rows x columns (default ``records.MAX_CELLS``) gets 422: Parquet is checked from its metadata and
+  Excel row by row before they are read, so a small compressed file cannot expand into gigabytes.
 - **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
   ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
 - **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
@@ -58,7 +60,7 @@ from framework.api.models import (
 )
 from framework.config import HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
-from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
+from framework.records import FILE_READERS, MAX_CELLS, MAX_MESSAGE_BYTES, encode_records, load_frame
 from framework.store import CHAMPION
 
 __all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
@@ -102,6 +104,7 @@ def create_app(
     *,
     api_key: str | None = None,
     max_body_bytes: int = MAX_MESSAGE_BYTES,
+    max_cells: int = MAX_CELLS,
 ) -> FastAPI:
     """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
 
@@ -144,6 +147,7 @@ def create_app(
     )
     if given_hub is not None:
         app.state.hub = given_hub
+    app.state.max_cells = max_cells
     install_error_handlers(app)
     app.include_router(_open_router())
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
@@ -403,7 +407,8 @@ async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
             with tempfile.TemporaryDirectory(prefix="experimenthub-upload-") as tmp:
                 path = Path(tmp) / f"upload{suffix}"
                 await run_in_threadpool(_copy_upload, upload, path)
-                return await run_in_threadpool(hub.submit_training, name, path)
+                frame = await run_in_threadpool(load_frame, path, max_cells=request.app.state.max_cells)
+                return await run_in_threadpool(hub.submit_training, name, frame)
     except HTTPException as exc:
         if exc.status_code == 400:  # Starlette's malformed-multipart answer
             raise ApiError(422, f"malformed multipart body: {exc.detail}", field="file") from None
