@@ -11,6 +11,7 @@ import concurrent.futures
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from importlib import import_module
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 5.0
 MODEL_CACHE_SIZE = 8
+RESOLVE_TTL_S = 5.0  # how long load() trusts what a version/alias/champion resolved to without asking the store
 
 
 class ExperimentHub:
@@ -59,6 +61,8 @@ class ExperimentHub:
         self._failed: dict[str, str] = {}  # plugin type -> why it could not start (strict=False only)
         self._models: OrderedDict[tuple[str, int, str | None], Experiment] = OrderedDict()
         self._models_lock = threading.Lock()
+        self._resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
+        self.resolve_ttl_s = RESOLVE_TTL_S
         self._local_jobs: LocalExecutor | None = None
 
     # -- construction -----------------------------------------------------------------------------------------
@@ -236,9 +240,7 @@ class ExperimentHub:
                 self.cancel_job(job_id)
             except HubError as exc:  # the experiment is gone; a job that cannot be cancelled cannot register either
                 log.warning("deleted %s but could not cancel its job %s: %s", name, job_id, redact(str(exc)))
-        with self._models_lock:
-            for key in [k for k in self._models if k[0] == name]:
-                del self._models[key]
+        self._forget(name)
 
     def new_experiment(self, name: str) -> Experiment:
         """A fresh, unfitted experiment object built from the stored type and spec."""
@@ -256,7 +258,10 @@ class ExperimentHub:
         info = self.store.get(name)
         experiment = self.experiment_class(info.type)(info.spec)
         frame = load_frame(data)
-        return train_version(self.store, name, experiment, frame, job_id=job_id, incarnation=info.incarnation)
+        try:
+            return train_version(self.store, name, experiment, frame, job_id=job_id, incarnation=info.incarnation)
+        finally:
+            self._forget(name)  # a new champion is served at once by this hub
 
     def retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> TrainResult:
         """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
@@ -267,13 +272,20 @@ class ExperimentHub:
         info = self.store.get(name)
         experiment = self.experiment_class(info.type)(info.spec)
         frame = retrain_frame(self.store, name, experiment, None if data is None else load_frame(data))
-        return train_version(
-            self.store, name, experiment, frame, job_id=job_id, kind="retrain", incarnation=info.incarnation
-        )
+        try:
+            return train_version(
+                self.store, name, experiment, frame, job_id=job_id, kind="retrain", incarnation=info.incarnation
+            )
+        finally:
+            self._forget(name)
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
-        """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
-        chosen = self.store.resolve_version(name, version=version, alias=alias)
+        """The fitted experiment of a version, an alias, or by default the champion (else the newest version).
+
+        What the request resolves to is remembered for ``resolve_ttl_s`` seconds, so predicting with a cached model
+        does not ask the store every call; a new champion is served at most that long after it was set.
+        """
+        chosen = self._resolve(name, version, alias)
         key = (name, chosen.version, chosen.run_id)  # a re-created experiment's version 1 is another model
         with self._models_lock:
             if key in self._models:
@@ -285,6 +297,28 @@ class ExperimentHub:
             while len(self._models) > MODEL_CACHE_SIZE:
                 self._models.popitem(last=False)
         return model
+
+    def _resolve(self, name: str, version: int | None, alias: str | None) -> ModelVersion:
+        request = (name, version, alias)
+        with self._models_lock:
+            cached = self._resolved.get(request)
+        if cached is not None and time.monotonic() - cached[0] < self.resolve_ttl_s:
+            return cached[1]
+        chosen = self.store.resolve_version(name, version=version, alias=alias)
+        with self._models_lock:
+            self._resolved[request] = (time.monotonic(), chosen)
+            if len(self._resolved) > 4 * MODEL_CACHE_SIZE:  # bounded: drop the oldest answers
+                for stale in sorted(self._resolved, key=lambda k: self._resolved[k][0])[:MODEL_CACHE_SIZE]:
+                    del self._resolved[stale]
+        return chosen
+
+    def _forget(self, name: str) -> None:
+        """Drop the cached models and resolutions of ``name`` (after a delete or a promotion)."""
+        with self._models_lock:
+            for key in [k for k in self._models if k[0] == name]:
+                del self._models[key]
+            for request in [k for k in self._resolved if k[0] == name]:
+                del self._resolved[request]
 
     def predict(
         self, name: str, data: DataInput | None = None, *, version: int | None = None, alias: str | None = None
@@ -307,7 +341,9 @@ class ExperimentHub:
 
     def promote(self, name: str, version: int) -> ModelVersion:
         """Move ``champion`` to ``version`` by hand."""
-        return self.store.promote(name, version)
+        promoted = self.store.promote(name, version)
+        self._forget(name)
+        return promoted
 
     def figure(self, name: str, figure: str, version: int | None = None) -> dict[str, Any]:
         """The plotly JSON of a figure stored with a version's training run (champion by default)."""
@@ -364,16 +400,19 @@ class ExperimentHub:
         for an ``incarnation`` of the experiment that has been deleted since fails without registering anything."""
         from framework.jobs import run_job
 
-        return run_job(
-            self.store,
-            self.new_experiment,
-            job_id,
-            experiment,
-            kind=kind,
-            dataset_run_id=dataset_run_id,
-            data=data,
-            incarnation=incarnation,
-        )
+        try:
+            return run_job(
+                self.store,
+                self.new_experiment,
+                job_id,
+                experiment,
+                kind=kind,
+                dataset_run_id=dataset_run_id,
+                data=data,
+                incarnation=incarnation,
+            )
+        finally:
+            self._forget(experiment)  # the job may have moved the champion: serve it at once
 
     def job(self, job_id: str) -> JobInfo:
         """State of a job (queued, running, succeeded, failed, cancelled) with its result or error, from any

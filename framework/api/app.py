@@ -12,13 +12,19 @@ Design:
   ``Content-Length`` before anything is read, or while streaming when it is absent. An uploaded file over
   ``max_cells`` rows x columns (default ``records.MAX_CELLS``) gets 422: Parquet is checked from its metadata and
   Excel row by row before they are read, so a small compressed file cannot expand into gigabytes.
-- **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
-  ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
+- **Threads and deadlines.** The hub is blocking (MLOps store, broker), so every hub call that may reach a service
+  runs on the app's own hub pool with a total deadline (``hub_deadline_s``, default 10 s): past it the client gets
+  503 at once, whatever the hung service does with the thread. ``/health`` runs on a pool of its own, and routes
+  that do no I/O (``/experiment-types``) run on the event loop, so neither waits behind store calls. Training only
+  queues a job (``hub.submit_training``) and answers 202.
 - **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
 import math
@@ -63,13 +69,15 @@ from framework.ExperimentHub import ExperimentHub
 from framework.records import FILE_READERS, MAX_CELLS, MAX_MESSAGE_BYTES, encode_records, load_frame
 from framework.store import CHAMPION
 
-__all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
+__all__ = ["API_KEY_ENV", "HUB_DEADLINE_S", "OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "EXPERIMENTHUB_API_KEY"
 OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 DATASETS_DIR = "datasets"
+HUB_DEADLINE_S = 10.0
+HUB_THREADS = 32
 
 Name = Annotated[str, PathParam(pattern=NAME_PATTERN, description="experiment name")]
 Version = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="model version")]
@@ -91,12 +99,26 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def get_hub(request: Request) -> ExperimentHub:
+async def get_hub(request: Request) -> ExperimentHub:  # async: a sync dependency would take a pool thread
     """The hub of the app serving this request."""
     return request.app.state.hub
 
 
 Hub = Annotated[ExperimentHub, Depends(get_hub)]
+
+
+async def hub_call(request: Request, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking hub call on the app's hub pool within the app's deadline; past it, answer 503."""
+    state = request.app.state
+    future = asyncio.get_running_loop().run_in_executor(state.hub_pool, functools.partial(function, *args, **kwargs))
+    try:
+        return await asyncio.wait_for(future, state.hub_deadline_s)
+    except TimeoutError:
+        raise ApiError(
+            503,
+            f"the hub did not answer within {state.hub_deadline_s:g} s: a service it needs (MLOps store, broker) "
+            "is slow or not answering; retry later",
+        ) from None
 
 
 def create_app(
@@ -105,12 +127,13 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = MAX_MESSAGE_BYTES,
     max_cells: int = MAX_CELLS,
+    hub_deadline_s: float = HUB_DEADLINE_S,
 ) -> FastAPI:
     """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
 
     ``hub_or_config``: an ``ExperimentHub`` (the caller keeps ownership), a ``HubConfig``, a config path, or None for
     ``./hub_config.yaml`` or else the embedded default. ``api_key`` overrides ``global.api_key`` and
-    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth.
+    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth. ``hub_deadline_s`` bounds every hub call of a request.
     """
     if isinstance(hub_or_config, ExperimentHub):
         given_hub: ExperimentHub | None = hub_or_config
@@ -122,16 +145,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if given_hub is not None:
-            app.state.hub = given_hub
-            yield
-            return
-        hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
-        app.state.hub = hub
         try:
-            yield
-        finally:
-            await run_in_threadpool(hub.shutdown)
+            if given_hub is not None:
+                app.state.hub = given_hub
+                yield
+                return
+            hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
+            app.state.hub = hub
+            try:
+                yield
+            finally:
+                await run_in_threadpool(hub.shutdown)
+        finally:  # threads stuck on a hung service are not waited for
+            app.state.hub_pool.shutdown(wait=False, cancel_futures=True)
+            app.state.health_pool.shutdown(wait=False, cancel_futures=True)
 
     middleware = [Middleware(CatchAllMiddleware)]
     if key:
@@ -148,6 +175,9 @@ def create_app(
     if given_hub is not None:
         app.state.hub = given_hub
     app.state.max_cells = max_cells
+    app.state.hub_pool = concurrent.futures.ThreadPoolExecutor(HUB_THREADS, thread_name_prefix="hub-call")
+    app.state.health_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="health")
+    app.state.hub_deadline_s = hub_deadline_s
     install_error_handlers(app)
     app.include_router(_open_router())
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
@@ -173,9 +203,12 @@ def _open_router() -> APIRouter:
         response_model=dict[str, PluginHealth],
         responses={503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"}},
     )
-    def health(hub: Hub) -> JSONResponse:
-        """``check_plugin_health()``: 200 when every plugin is healthy, 503 otherwise. Never needs the API key."""
-        report = hub.check_plugin_health()
+    async def health(request: Request, hub: Hub) -> JSONResponse:
+        """``check_plugin_health()``: 200 when every plugin is healthy, 503 otherwise. Never needs the API key.
+
+        Runs on its own threads: store calls of other requests never hold it up."""
+        loop = asyncio.get_running_loop()
+        report = await loop.run_in_executor(request.app.state.health_pool, hub.check_plugin_health)
         healthy = bool(report) and all(entry["healthy"] for entry in report.values())
         return JSONResponse(_finite(report), status_code=200 if healthy else 503)
 
@@ -186,7 +219,7 @@ def _router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/experiment-types", tags=["experiments"])
-    def experiment_types(hub: Hub) -> list[ExperimentTypeOut]:
+    async def experiment_types(hub: Hub) -> list[ExperimentTypeOut]:
         """Experiment types this hub's config lists and enables: the only ones that can be created."""
         return [
             ExperimentTypeOut(name=e.name, module=e.module, class_name=e.class_name)
@@ -194,24 +227,24 @@ def _router() -> APIRouter:
         ]
 
     @router.get("/experiments", tags=["experiments"], responses=_errors(503))
-    def list_experiments(hub: Hub) -> list[ExperimentOut]:
+    async def list_experiments(request: Request, hub: Hub) -> list[ExperimentOut]:
         """Every experiment in the MLOps store."""
-        return [ExperimentOut(**info.to_dict()) for info in hub.experiments()]
+        return [ExperimentOut(**info.to_dict()) for info in await hub_call(request, hub.experiments)]
 
     @router.post("/experiments", status_code=201, tags=["experiments"], responses=_errors(409, 413, 422, 503))
-    def create_experiment(body: ExperimentCreate, hub: Hub) -> ExperimentOut:
+    async def create_experiment(body: ExperimentCreate, request: Request, hub: Hub) -> ExperimentOut:
         """Create an experiment of a listed type with a validated spec (409 if the name is taken)."""
-        info = hub.create_experiment(body.name, body.type, body.spec, exist_ok=body.exist_ok)
+        info = await hub_call(request, hub.create_experiment, body.name, body.type, body.spec, exist_ok=body.exist_ok)
         return ExperimentOut(**info.to_dict())
 
     @router.get("/experiments/{name}", tags=["experiments"], responses=_errors(404, 422, 503))
-    def get_experiment(name: Name, hub: Hub) -> ExperimentOut:
-        return ExperimentOut(**hub.get_experiment(name).to_dict())
+    async def get_experiment(name: Name, request: Request, hub: Hub) -> ExperimentOut:
+        return ExperimentOut(**(await hub_call(request, hub.get_experiment, name)).to_dict())
 
     @router.delete("/experiments/{name}", status_code=204, tags=["experiments"], responses=_errors(404, 422, 503))
-    def delete_experiment(name: Name, hub: Hub) -> Response:
-        """Delete the experiment, its runs and its registered model."""
-        hub.delete_experiment(name)
+    async def delete_experiment(name: Name, request: Request, hub: Hub) -> Response:
+        """Delete the experiment, its runs and its registered model; cancel its jobs."""
+        await hub_call(request, hub.delete_experiment, name)
         return Response(status_code=204)
 
     @router.post(
@@ -253,7 +286,7 @@ def _router() -> APIRouter:
                 data: Any = path
             else:
                 data = body.records
-            job_id = await run_in_threadpool(hub.submit_training, name, data)
+            job_id = await hub_call(request, hub.submit_training, name, data)
         status_url = f"/jobs/{job_id}"
         response.headers["Location"] = status_url
         return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
@@ -261,22 +294,22 @@ def _router() -> APIRouter:
     @router.post(
         "/experiments/{name}/retrain", status_code=202, tags=["training"], responses=_errors(404, 413, 422, 503)
     )
-    def retrain(
-        name: Name, response: Response, hub: Hub, body: Annotated[RecordsIn | None, Body()] = None
+    async def retrain(
+        name: Name, request: Request, response: Response, hub: Hub, body: Annotated[RecordsIn | None, Body()] = None
     ) -> JobAccepted:
         """Queue a retrain job: the newest training data plus the optional new records, cut to the spec's window.
 
         ``champion`` moves only if the new version validates. Answers 202 with the job id.
         """
-        job_id = hub.submit_retrain(name, body.records if body is not None else None)
+        job_id = await hub_call(request, hub.submit_retrain, name, body.records if body is not None else None)
         status_url = f"/jobs/{job_id}"
         response.headers["Location"] = status_url
         return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
 
     @router.get("/jobs/{job_id}", tags=["training"], responses=_errors(404, 422, 503))
-    def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)], hub: Hub) -> JobOut:
+    async def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)], request: Request, hub: Hub) -> JobOut:
         """A training job's state (queued, running, succeeded, failed, cancelled) and its result or error."""
-        info = hub.job(job_id)
+        info = await hub_call(request, hub.job, job_id)
         return JobOut(**_finite(info.to_dict()))
 
     @router.post(
@@ -285,38 +318,39 @@ def _router() -> APIRouter:
         response_model=PredictionsOut,
         responses=_errors(404, 413, 422, 503),
     )
-    def predict(
+    async def predict(
         name: Name,
         body: RecordsIn,
+        request: Request,
         hub: Hub,
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a model version")] = None,
         alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
     ) -> Response:
         """Score records with the served model (the champion unless ``version`` or ``alias`` says otherwise)."""
-        frame = hub.predict(name, body.records, version=version, alias=alias)
-        payload = encode_records(frame, **({"input_id": body.id} if body.id else {}))
+        frame = await hub_call(request, hub.predict, name, body.records, version=version, alias=alias)
+        payload = await run_in_threadpool(encode_records, frame, **({"input_id": body.id} if body.id else {}))
         return Response(payload, media_type="application/json")
 
     @router.post(
         "/experiments/{name}/records", status_code=202, tags=["serving"], responses=_errors(404, 413, 422, 503)
     )
-    def publish_records(name: Name, body: RecordsIn, hub: Hub) -> PublishedOut:
+    async def publish_records(name: Name, body: RecordsIn, request: Request, hub: Hub) -> PublishedOut:
         """Publish records to the stream's input queue ``<name>.input`` (503 without a datastream plugin)."""
-        hub.get_experiment(name)
-        ids = hub.publish_records(name, body.records)
+        await hub_call(request, hub.get_experiment, name)
+        ids = await hub_call(request, hub.publish_records, name, body.records)
         return PublishedOut(queue=f"{name}.input", records=len(body.records), message_ids=ids)
 
     @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
-    def versions(name: Name, hub: Hub) -> list[VersionOut]:
+    async def versions(name: Name, request: Request, hub: Hub) -> list[VersionOut]:
         """Every model version, newest first, with its aliases (``champion`` marks the one in service)."""
-        champion = hub.get_experiment(name).champion
-        return [_version_out(v, champion) for v in hub.versions(name)]
+        champion = (await hub_call(request, hub.get_experiment, name)).champion
+        return [_version_out(v, champion) for v in await hub_call(request, hub.versions, name)]
 
     @router.post("/experiments/{name}/versions/{version}/promote", tags=["models"], responses=_errors(404, 422, 503))
-    def promote(name: Name, version: Version, hub: Hub) -> VersionOut:
+    async def promote(name: Name, version: Version, request: Request, hub: Hub) -> VersionOut:
         """Move ``champion`` to this version."""
-        hub.get_experiment(name)
-        promoted = hub.promote(name, version)
+        await hub_call(request, hub.get_experiment, name)
+        promoted = await hub_call(request, hub.promote, name, version)
         return _version_out(promoted, promoted.version)
 
     @router.get(
@@ -333,9 +367,10 @@ def _router() -> APIRouter:
             **_errors(404, 422, 503),
         },
     )
-    def figure(
+    async def figure(
         name: Name,
         figure: Annotated[str, PathParam(pattern=NAME_PATTERN, description="figure name")],
+        request: Request,
         hub: Hub,
         format: Annotated[
             Literal["json", "html"], Query(description="plotly JSON, or a standalone HTML page")
@@ -346,12 +381,13 @@ def _router() -> APIRouter:
         ] = "cdn",
     ) -> Response:
         """A figure stored with a version's training run (the champion by default)."""
-        hub.get_experiment(name)
-        fig = hub.figure(name, figure, version=version)
+        await hub_call(request, hub.get_experiment, name)
+        fig = await hub_call(request, hub.figure, name, figure, version=version)
         if format == "html":
             import plotly.io
 
-            html = plotly.io.to_html(fig, include_plotlyjs="cdn" if plotlyjs == "cdn" else True, full_html=True)
+            include = "cdn" if plotlyjs == "cdn" else True
+            html = await run_in_threadpool(plotly.io.to_html, fig, include_plotlyjs=include, full_html=True)
             return HTMLResponse(html)
         return JSONResponse(_finite(fig))
 
@@ -408,7 +444,7 @@ async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
                 path = Path(tmp) / f"upload{suffix}"
                 await run_in_threadpool(_copy_upload, upload, path)
                 frame = await run_in_threadpool(load_frame, path, max_cells=request.app.state.max_cells)
-                return await run_in_threadpool(hub.submit_training, name, frame)
+                return await hub_call(request, hub.submit_training, name, frame)
     except HTTPException as exc:
         if exc.status_code == 400:  # Starlette's malformed-multipart answer
             raise ApiError(422, f"malformed multipart body: {exc.detail}", field="file") from None

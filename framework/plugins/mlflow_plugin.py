@@ -183,7 +183,8 @@ class MLflowPlugin(MLOpsPlugin):
         Artifact root for experiments this plugin creates. Default: the server's choice; ``<db dir>/artifacts``
         for SQLite.
     request_timeout:
-        Read timeout (s) of each MLflow HTTP request made by this plugin.
+        Read timeout (s) of each MLflow HTTP request made by this plugin (default 10). The REST API also bounds
+        each request's hub calls as a whole (``create_app(hub_deadline_s=10)``): a hung server costs seconds.
     max_retries, backoff_factor:
         Retries of a failed MLflow HTTP request (MLflow's own default stalls about four minutes). These three
         settings replace ``MLFLOW_HTTP_REQUEST_*`` for this plugin's calls only.
@@ -198,7 +199,7 @@ class MLflowPlugin(MLOpsPlugin):
         mlflow_uri: str | None = None,
         registry_uri: str | None = None,
         artifact_location: str | None = None,
-        request_timeout: float = 30.0,
+        request_timeout: float = 10.0,
         max_retries: int = 2,
         backoff_factor: float = 1.0,
         health_timeout: float = 3.0,
