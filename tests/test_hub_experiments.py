@@ -217,8 +217,13 @@ def test_names_types_and_conflicts(open_hub, process):
         ({"model": {"name": "pcaa"}}, "pca"),
         ({"model": {"name": "pca", "params": {"n_compnents": 3}}}, "n_compnents"),
         ({"model": {"name": "pca"}, "colour": "red"}, "colour"),
+        ({"model": {"name": "iforest", "params": {"n_jobs": -1}}}, "n_jobs: not accepted from a spec"),
+        ({"model": {"name": "iforest", "params": {"n_estimators": 100000}}}, "n_estimators: must be .* 1 to 1000"),
+        ({"model": {"name": "lof", "params": {"n_neighbors": 0}}}, "n_neighbors: must be an integer from 1"),
+        ({"model": {"name": "pca", "params": {"lags": 10**6}}}, "lags: must be an integer from 0 to 100"),
+        ({"model": {"name": "pca"}, "features": ["s01", "s02", "s01"]}, "features: listed more than once: s01"),
     ],
-    ids=["unknown-detector", "bad-param", "unknown-spec-key"],
+    ids=["unknown-detector", "bad-param", "unknown-spec-key", "n_jobs", "n_estimators", "n_neighbors", "lags", "dup"],
 )
 def test_bad_specs_are_refused_before_anything_is_stored(open_hub, spec, message):
     hub = open_hub()
