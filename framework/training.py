@@ -78,7 +78,9 @@ def train_version(
         if promoted:
             store.check_incarnation(name, incarnation, "promote a model version")
             store.set_champion(name, version)
-        store.record_outcome(name, run_id, version=version, kind=kind, promoted=promoted, reason=validation.reason)
+        store.record_outcome(
+            name, run_id, version=version, kind=kind, promoted=promoted, reason=validation.reason, figures=list(figures)
+        )
     log.info("trained %s: run %s, version %s, promoted=%s", name, run_id, version, promoted)
     return TrainResult(name, run_id, version, metrics, promoted, validation, job_id, list(figures))
 

@@ -29,6 +29,7 @@ tracking store can run code in the hub: protect it like the code itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import sqlite3
@@ -64,10 +65,12 @@ from framework.errors import (
     PluginUnavailable,
     is_secret_key,
     redact,
+    redact_details,
 )
 from framework.plugins.mlflow_settings import ClientSettings
 from framework.plugins.mlflow_settings import active as active_settings
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord, RunStatus
+from framework.plugins.settings import MLflowConfig, validated_by
 
 __all__ = ["MLflowPlugin", "PyfuncModelWrapper"]
 
@@ -128,9 +131,20 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _masked_value(key: str, value: Any, limit: int) -> str:
-    """Stringify, mask secrets (by key name and by content) and truncate to MLflow's length limit."""
-    text = "***" if is_secret_key(key) else redact(str(value))
-    return text[:limit]
+    """Stringify, mask secrets (by key name and by content) and truncate to MLflow's length limit.
+
+    A JSON object (the hub's spec tag) is masked value by value, so what is stored is still valid JSON."""
+    text = str(value)
+    if is_secret_key(key):
+        return "***"
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return json.dumps(redact_details(parsed), sort_keys=True)[:limit]
+    return redact(text)[:limit]
 
 
 def _now_ms() -> int:
@@ -193,7 +207,9 @@ class MLflowPlugin(MLOpsPlugin):
     """
 
     plugin_type = "mlops"
+    config_model = MLflowConfig
 
+    @validated_by(MLflowConfig)
     def __init__(
         self,
         mlflow_uri: str | None = None,
@@ -209,17 +225,6 @@ class MLflowPlugin(MLOpsPlugin):
 
             mlflow_uri = f"sqlite:///{state_dir() / 'mlflow.db'}"
         scheme = urlsplit(mlflow_uri).scheme
-        if scheme not in ("http", "https", "sqlite"):
-            raise PluginError(
-                f"mlflow_uri must start with http://, https:// or sqlite:///, got {redact(mlflow_uri)!r}",
-                plugin_type="mlops",
-            )
-        if not (request_timeout > 0 and health_timeout > 0 and backoff_factor >= 0 and 0 <= max_retries <= 10):
-            raise PluginError(
-                "MLflowPlugin needs request_timeout > 0, health_timeout > 0, backoff_factor >= 0 and "
-                f"0 <= max_retries <= 10; got {request_timeout}, {health_timeout}, {backoff_factor}, {max_retries}",
-                plugin_type="mlops",
-            )
         self.mlflow_uri = mlflow_uri
         self.registry_uri = registry_uri
         self.request_timeout = request_timeout
