@@ -262,7 +262,12 @@ def predict_command(
     with open_hub(config) as hub:
         result = hub_call(hub.predict, name, data, version=version)
     if out is not None:
-        (result.to_parquet if out.suffix == ".parquet" else result.to_csv)(out, index=False)
+        if out.suffix == ".parquet":
+            result.to_parquet(out, index=False)
+        else:
+            from framework.records import csv_safe
+
+            csv_safe(result).to_csv(out, index=False)
         errors.print(f"wrote {len(result)} predictions to {out}")
     if json_out:
         typer.echo(result.to_json(orient="records", date_format="iso"))

@@ -145,10 +145,14 @@ def training_history(store: ExperimentStore, names: list[str], limit: int = 20) 
 
 
 class LocalExecutor:
-    """Runs named tasks in-process on ``max_workers`` threads, behind the TaskQueuePlugin methods."""
+    """Runs named tasks in-process on ``max_workers`` threads, behind the TaskQueuePlugin methods.
 
-    def __init__(self, tasks: Mapping[str, Callable[..., Any]], max_workers: int = 2) -> None:
+    It remembers at most ``max_finished`` ended jobs (the oldest are forgotten first); a forgotten job's state is
+    still read from its training run in the store (``job_info``)."""
+
+    def __init__(self, tasks: Mapping[str, Callable[..., Any]], max_workers: int = 2, max_finished: int = 1000) -> None:
         self._tasks = dict(tasks)
+        self._max_finished = max_finished
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self._futures: dict[str, concurrent.futures.Future] = {}
         self._running: set[str] = set()
@@ -167,7 +171,14 @@ class LocalExecutor:
             if task_id not in self._futures:
                 self._futures[task_id] = self._pool.submit(self._run, task_id, self._tasks[task_name], dict(kwargs))
                 self._experiments[task_id] = str(kwargs.get("experiment", ""))
+                self._forget_oldest_finished()
         return task_id
+
+    def _forget_oldest_finished(self) -> None:
+        finished = [job_id for job_id, future in self._futures.items() if future.done()]
+        for job_id in finished[: max(0, len(finished) - self._max_finished)]:
+            del self._futures[job_id]
+            self._experiments.pop(job_id, None)
 
     def jobs_of(self, experiment: str) -> list[str]:
         """Ids of this executor's queued and running jobs of ``experiment``."""

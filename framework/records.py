@@ -27,6 +27,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "RECORDS_SCHEMA",
     "DataInput",
+    "csv_safe",
     "decode_message",
     "decode_records",
     "encode_records",
@@ -138,6 +139,22 @@ def _read_file(path: Path, max_cells: int) -> pd.DataFrame:
         raise DataValidationError(f"cannot read {path.name}: {exc}", field="data") from exc
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose column names and text cells cannot run as spreadsheet formulas (``=cmd|...``): text starting
+    with ``= + - @``, a tab or a carriage return gets a leading ``'`` (OWASP's CSV-injection advice)."""
+
+    def escape(value: Any) -> Any:
+        return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+    safe = frame.rename(columns=lambda c: escape(str(c)))
+    for column in safe.select_dtypes(include=["object", "string"]).columns:
+        safe[column] = safe[column].map(escape)
+    return safe
+
+
 def _envelope_records(message: Mapping[str, Any]) -> Any:
     schema = message.get("schema", RECORDS_SCHEMA)
     if schema != RECORDS_SCHEMA:
@@ -157,7 +174,10 @@ def _check_records(records: Any) -> list[Mapping[str, Any]]:
 
 
 def _records_frame(records: Any, max_cells: int = MAX_CELLS) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(_check_records(records))
+    try:
+        frame = pd.DataFrame.from_records(_check_records(records))
+    except OverflowError:
+        raise DataValidationError("a number is too large (beyond float64's range)", field="records") from None
     _check_cells(*frame.shape, max_cells, "the records")
     return frame
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 import warnings
@@ -427,3 +428,27 @@ def test_a_spec_with_a_secret_like_key_is_masked_and_stays_readable(open_hub):
     info = hub.get_experiment(name)  # was a JSONDecodeError: text masking broke the stored spec's JSON
     assert info.spec["threshold"] == {"password": "***"}
     assert "hunter2" not in str(hub.get_plugin("mlops").get_experiment(name)["tags"])
+
+
+def test_the_in_process_job_table_is_bounded():
+    from framework.jobs import LocalExecutor
+
+    executor = LocalExecutor({"echo": lambda value: value}, max_finished=2)
+    try:
+        ids = [executor.submit_task("echo", {"value": i}) for i in range(6)]
+        for job_id in ids:
+            with contextlib.suppress(ExperimentNotFound):  # forgotten already: that is the point
+                executor.get_result(job_id, timeout=30)
+        executor.submit_task("echo", {"value": 6})
+        known = [job_id for job_id in ids if _known(executor, job_id)]
+        assert len(known) <= 2 and ids[0] not in known
+    finally:
+        executor.shutdown()
+
+
+def _known(executor, job_id: str) -> bool:
+    try:
+        executor.get_status(job_id)
+    except ExperimentNotFound:
+        return False
+    return True

@@ -76,3 +76,19 @@ def test_excel_entity_expansion_is_refused(tmp_path):
     assert openpyxl.xml.DEFUSEDXML, "defusedxml (a dependency) is not installed: openpyxl would parse unsafely"
     with pytest.raises(DataValidationError, match=r"cannot read laughs\.xlsx"):
         load_frame(path)
+
+
+def test_numbers_beyond_float64_are_a_data_error():
+    with pytest.raises(DataValidationError, match="too large") as caught:
+        load_frame([{"a": 1, "b": 10**400}, {"a": 2, "b": 3}])
+    assert caught.value.field == "records"
+
+
+def test_csv_output_cannot_carry_spreadsheet_formulas():
+    from framework.records import csv_safe
+
+    frame = pd.DataFrame({'=HYPERLINK("x")': [1.0], "top_feature": ["@SUM(A1)"], "score": [-1.5]})
+    safe = csv_safe(frame)
+    assert list(safe.columns) == ['\'=HYPERLINK("x")', "top_feature", "score"]
+    assert safe["top_feature"].tolist() == ["'@SUM(A1)"] and safe["score"].tolist() == [-1.5]
+    assert frame.columns[0].startswith("=")  # the input is not changed

@@ -478,6 +478,8 @@ def _parse_train_body(raw: bytes) -> TrainIn:
     """Decode and validate a JSON training body; failures become the usual 422."""
     try:
         payload = json.loads(raw)
+    except RecursionError:
+        raise ApiError(422, "JSON nested too deeply", field="body") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = getattr(exc, "msg", None) or getattr(exc, "reason", "decode error")
         raise RequestValidationError(

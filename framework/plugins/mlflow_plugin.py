@@ -58,6 +58,7 @@ from mlflow.utils.validation import (
 )
 
 from framework.errors import (
+    ConflictError,
     DataValidationError,
     ExperimentNotFound,
     HubError,
@@ -690,10 +691,9 @@ class MLflowPlugin(MLOpsPlugin):
                 raise
             match = _RUNS_SOURCE.match(found.source or "")
             if match is None:
-                raise PluginError(
+                raise ConflictError(
                     f"model {name!r} {label} has source {redact(found.source)!r}, outside this store's runs; "
-                    "refusing to unpickle it",
-                    plugin_type="mlops",
+                    "refusing to unpickle it"
                 )
             with tempfile.TemporaryDirectory(prefix="ehub-load-") as tmp:
                 local = client.download_artifacts(match["run_id"], match["path"], tmp)
