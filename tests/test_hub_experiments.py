@@ -452,3 +452,27 @@ def _known(executor, job_id: str) -> bool:
     except ExperimentNotFound:
         return False
     return True
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_a_job_whose_mlflow_dies_mid_training_reports_the_cause(mlflow_server):
+    hub = ExperimentHub.from_hub_config(hub_config(mlflow_server.uri))
+    try:
+        name = unique("dies")
+        spec, started, release = blocking_spec()
+        hub.create_experiment(name, "blocking", spec)
+        job_id = hub.submit_training(name, pd.DataFrame({"x": [1.0, 2.0]}))
+        assert started.wait(60)
+        mlflow_server.stop()
+        try:
+            release.set()
+            with pytest.raises(JobFailed) as failed:
+                hub.wait_job(job_id, timeout=300)
+        finally:
+            mlflow_server.start()
+        message = str(failed.value)
+        assert "unreachable" in message or "unavailable" in message.lower(), message
+        assert "could not mark" not in message and "FAILED" not in message, message
+    finally:
+        hub.shutdown()

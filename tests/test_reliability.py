@@ -52,6 +52,7 @@ def test_a_parquet_bomb_is_refused_without_expanding(api, tmp_path):
             files={"file": ("bomb.parquet", bomb.read_bytes(), "application/octet-stream")},
         )
         grown = peak_rss_mb(api.process.pid) - before
+    print(f"figures: parquet bomb {bomb.stat().st_size} bytes -> {answer.status_code}, peak RSS +{grown:.0f} MB")
     assert answer.status_code in (413, 422), answer.text
     assert "over the limit" in answer.json()["error"]["message"]
     assert grown < 200, f"the server's peak RSS grew by {grown:.0f} MB"
@@ -169,6 +170,10 @@ def test_a_hung_mlflow_costs_seconds_and_never_blocks_io_free_routes(stalling_ap
             health = client.get("/health")
             health_s = time.monotonic() - start
             results = [future.result() for future in in_flight]
+    print(
+        f"figures: 50 predicts on a hung store -> {sorted({s for s, _ in results})}, slowest "
+        f"{max(e for _, e in results):.1f} s; /experiment-types max {max(io_free):.3f} s; /health {health_s:.1f} s"
+    )
     statuses = {status for status, _ in results}
     slowest = max(elapsed for _, elapsed in results)
     assert statuses == {503}, statuses
