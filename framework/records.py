@@ -103,7 +103,7 @@ def _read_excel(path: Path, max_cells: int) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, max_cells: int) -> pd.DataFrame:
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, float_precision="round_trip")  # floats read back exactly as written
     _check_cells(*frame.shape, max_cells, path.name)
     return frame
 
