@@ -437,9 +437,14 @@ class ExperimentHub:
         kwargs: dict[str, Any] = {"job_id": job_id, "experiment": name, "incarnation": info.incarnation}
         if isinstance(backend, LocalExecutor):
             kwargs["data"] = frame  # same process: no round trip through the store
-        else:
-            kwargs["dataset_run_id"] = self.store.save_dataset(name, frame) if frame is not None else None
-        return backend.submit_task(task, kwargs, task_id=job_id)
+            return backend.submit_task(task, kwargs, task_id=job_id)
+        dataset = kwargs["dataset_run_id"] = self.store.save_dataset(name, frame) if frame is not None else None
+        try:
+            return backend.submit_task(task, kwargs, task_id=job_id)
+        except BaseException:
+            if dataset is not None:  # the job was never queued: leave no copy of its data behind
+                self.store.drop_dataset(dataset)
+            raise
 
     def run_job(
         self,

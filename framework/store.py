@@ -300,6 +300,13 @@ class ExperimentStore:
             self._log_frame(run_id, data, DATASET)
         return run_id
 
+    def drop_dataset(self, run_id: str) -> None:
+        """Delete a dataset run that no job will read (its submission failed); never raises."""
+        try:
+            self.mlops.delete_run(run_id)
+        except (HubError, NotImplementedError) as exc:
+            log.warning("could not delete the unused dataset run %s: %s", run_id, redact(str(exc)))
+
     def load_dataset(self, run_id: str) -> pd.DataFrame:
         return self._read_frame(run_id, DATASET)
 

@@ -476,3 +476,35 @@ def test_a_job_whose_mlflow_dies_mid_training_reports_the_cause(mlflow_server):
         assert "could not mark" not in message and "FAILED" not in message, message
     finally:
         hub.shutdown()
+
+
+class DownQueue:
+    """A taskqueue whose broker refuses every submission."""
+
+    plugin_type = "taskqueue"
+
+    def initialize(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def health_check(self):
+        return False, {"status": "down"}
+
+    def submit_task(self, task_name, kwargs, task_id=None):
+        from framework.errors import PluginUnavailable
+
+        raise PluginUnavailable("broker unreachable", plugin_type="taskqueue")
+
+
+def test_a_failed_submission_leaves_no_dataset_behind(open_hub):
+    from framework.errors import PluginUnavailable
+
+    hub = open_hub()
+    hub.register_plugin(DownQueue())
+    name = unique("gate")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    for _ in range(3):
+        with pytest.raises(PluginUnavailable):
+            hub.submit_training(name, pd.DataFrame({"x": [1.0, 2.0]}))
+    datasets = hub.store.mlops.search_runs(name, filter_string="tags.`experimenthub.kind` = 'dataset'")
+    assert datasets == []

@@ -470,6 +470,11 @@ class MLflowPlugin(MLOpsPlugin):
             self._open_runs.add(run.info.run_id)
         return run.info.run_id
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run (MLflow marks it deleted; its artifacts go with the store's garbage collection)."""
+        with self._mlflow(f"delete run {run_id}") as client:
+            client.delete_run(run_id)
+
     def end_run(self, run_id: str, status: RunStatus = "FINISHED") -> None:
         """End a run as FINISHED, FAILED or KILLED."""
         if status not in _TERMINAL_STATUSES:

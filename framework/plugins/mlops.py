@@ -100,6 +100,10 @@ class MLOpsPlugin(Plugin, Protocol):
             raise
         self.end_run(run_id, "FINISHED")
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and its artifacts (e.g. a dataset no job will read)."""
+        raise NotImplementedError
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches; values are stringified, secrets are masked."""
         raise NotImplementedError
