@@ -389,7 +389,9 @@ class ExperimentHub:
         return self.store.latest_monitoring(name)
 
     def promote(self, name: str, version: int) -> ModelVersion:
-        """Move ``champion`` to ``version`` by hand."""
+        """Move ``champion`` to ``version`` by hand; a version that cannot be served (say, its model comes from
+        outside the store and is refused) is refused here too."""
+        self.load(name, version=version)
         promoted = self.store.promote(name, version)
         self._forget(name)
         return promoted

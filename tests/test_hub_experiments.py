@@ -508,3 +508,15 @@ def test_a_failed_submission_leaves_no_dataset_behind(open_hub):
             hub.submit_training(name, pd.DataFrame({"x": [1.0, 2.0]}))
     datasets = hub.store.mlops.search_runs(name, filter_string="tags.`experimenthub.kind` = 'dataset'")
     assert datasets == []
+
+
+def test_promote_refuses_a_version_that_would_not_be_served(open_hub):
+    hub = open_hub()
+    name = unique("gate")
+    incarnation = hub.create_experiment(name, "gate", {"model": {"name": "mean"}}).incarnation
+    hub.train(name, pd.DataFrame({"x": [1.0, 3.0]}))
+    client = hub.get_plugin("mlops")._client  # someone with write access to the registry
+    client.create_model_version(name, "s3://elsewhere/model", tags={"experimenthub.incarnation": incarnation})
+    with pytest.raises(ConflictError, match="refusing to unpickle"):
+        hub.promote(name, 2)
+    assert hub.get_experiment(name).champion == 1
