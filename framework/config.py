@@ -29,6 +29,8 @@ from framework.errors import ConfigError, RedactFilter
 __all__ = [
     "API_KEY_ENV",
     "DEFAULT_CONFIG_FILE",
+    "MODEL_PARAM_RANGES",
+    "REFUSED_MODEL_PARAMS",
     "ApiSettings",
     "ExperimentEntry",
     "ExperimentSpec",
@@ -352,11 +354,43 @@ def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
     return _REF.sub(substitute, value)
 
 
+# Hyperparameters that set what one training costs, with the integer range a spec may ask for (whichever model
+# takes them); the model's own checks still apply inside the range.
+MODEL_PARAM_RANGES: dict[str, tuple[int, int]] = {
+    "n_estimators": (1, 1000),
+    "n_neighbors": (1, 1000),
+    "n_components": (1, 1000),
+    "lags": (0, 100),
+    "max_iter": (1, 10_000),
+    "max_train_rows": (2, 5_000_000),
+    "seasonal": (3, 10_001),
+}
+# Hyperparameters a spec may not set, and why.
+REFUSED_MODEL_PARAMS: dict[str, str] = {
+    "n_jobs": "parallelism is the server's to choose, not a spec's (a shared server has few cores)",
+}
+
+
 class ModelSpec(_Strict):
-    """Which model from the experiment type's catalog, and its hyperparameters."""
+    """Which model from the experiment type's catalog, and its hyperparameters.
+
+    Costly hyperparameters are bounded (``MODEL_PARAM_RANGES``) and a few are refused (``REFUSED_MODEL_PARAMS``).
+    """
 
     name: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @pydantic.field_validator("params")
+    @classmethod
+    def _bounded(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for key, value in params.items():
+            if key in REFUSED_MODEL_PARAMS:
+                raise ValueError(f"{key}: not accepted from a spec; {REFUSED_MODEL_PARAMS[key]}")
+            if key in MODEL_PARAM_RANGES and value is not None:
+                low, high = MODEL_PARAM_RANGES[key]
+                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                    raise ValueError(f"{key}: must be an integer from {low} to {high}")
+        return params
 
 
 class RetrainPolicy(_Strict):
@@ -375,3 +409,10 @@ class ExperimentSpec(_Strict):
     label: str | None = Field(default=None, description="used by evaluate() only, never by fit()")
     threshold: dict[str, Any] = Field(default_factory=dict)
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+
+    @pydantic.field_validator("features")
+    @classmethod
+    def _distinct(cls, features: list[str] | None) -> list[str] | None:
+        if features is not None and (repeated := sorted({f for f in features if features.count(f) > 1})):
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return features
