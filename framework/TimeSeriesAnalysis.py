@@ -80,6 +80,7 @@ class AnomalySettings(BaseModel):
 class TimeSeriesSpec(ExperimentSpec):
     """Spec of a ``TimeSeriesExperiment``; unknown keys are refused."""
 
+    monitoring_kind = "forecast"  # retrain.on_drift defaults to on; retrain.on_metric allowed (framework.config)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="auto"))
     timestamp: str = "timestamp"
     target: str = "value"
@@ -513,5 +514,3 @@ def _robust_sigma(residuals: np.ndarray) -> float:
     mad = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
     sigma = mad if mad > 0 else float(np.std(residuals))
     return sigma if sigma > 0 else 1e-9
-
-
