@@ -198,7 +198,8 @@ class ScoreChange:
 
     Each score becomes the normal quantile of its rank among the reference scores; block means of ``block``
     rows are standardised by the reference's block variance (measured on window-long chunks, so slow
-    autocorrelation counts, and taken at its upper 80 % confidence bound) and fed to ``S = max(0, S + u - k)``; ``S > h`` is a change, then ``S`` restarts.
+    autocorrelation counts, and taken at its upper 80 % confidence bound) and fed to ``S = max(0, S + u - k)``;
+    ``S > h`` is a change, then ``S`` restarts.
 
     >>> change = ScoreChange(window=2000).fit(reference_scores)
     >>> change.update(live_scores)      # row offsets (within the call) where a change was signalled
