@@ -5,9 +5,10 @@ Three detectors, each calibrated on the reference (the data of the model in serv
 - ``FeatureDrift``: per feature, a distance between the window and the reference (``wasserstein``, ``ks`` or
   ``psi``). Its threshold comes from the same distance between contiguous chunks of the reference, at the window's
   size, and the rest of the reference (NannyML's approach; contiguous chunks carry the data's autocorrelation).
-  The chunk distances are fitted by a log-normal and the threshold is its ``1 - alpha / n_features`` quantile
-  (Bonferroni across features; ``alpha = window / 400_000``, so about one false event per 400k stationary rows
-  at any window size), with a Student-t factor when the reference holds few independent chunks.
+  The chunk distances are matched by a gamma law and the threshold is its ``1 - alpha / n_features`` quantile
+  (Bonferroni across features; ``alpha = window / 1_000_000``, so about one false event per million stationary rows
+  at any window size); its mean and spread are taken at upper confidence bounds when the reference holds few
+  independent chunks.
 - ``ScoreChange``: a one-sided CUSUM on the model's own score (SPE/T²/combined index for PCA, ``|residual|``
   for forecasts), mapped to normal quantiles of the reference scores and averaged over blocks of rows. Its
   block variance and its decision limit come from the reference (Siegmund's ARL approximation), so a correlation
@@ -53,7 +54,7 @@ __all__ = [
 Method = Literal["wasserstein", "ks", "psi"]
 Kind = Literal["detection", "forecast"]
 
-FALSE_EVENT_ROWS = 400_000  # stationary rows per expected false feature-drift event (sets each window's alpha)
+FALSE_EVENT_ROWS = 1_000_000  # stationary rows per expected false feature-drift event (sets each window's alpha)
 MAX_REFERENCE_ROWS = 20_000  # the most recent reference rows kept per feature
 N_CHUNKS = 100  # reference chunks drawn to calibrate each feature's threshold
 PSI_BINS = 10
@@ -121,13 +122,17 @@ def _chunk_statistics(method: Method, reference: np.ndarray, starts: np.ndarray,
 
 
 def _upper_quantile(samples: np.ndarray, level: float, n_independent: int) -> float:
-    """``level`` quantile of a log-normal fitted to positive ``samples``, widened for a small reference."""
-    from scipy.stats import norm, t
+    """``level`` quantile of a gamma law matched to ``samples``' mean and spread, each taken at an upper
+    confidence bound for a reference of ``n_independent`` independent chunks (a short reference: a higher bar)."""
+    from scipy.stats import chi2, gamma
 
-    logs = np.log(np.maximum(samples, 1e-300))
-    df = n_independent - 1
-    factor = t.ppf(level, df) * math.sqrt(1 + 1 / n_independent) if df < 200 else norm.ppf(level)
-    return float(np.exp(min(logs.mean() + factor * logs.std(ddof=1), 700.0)))  # inf-free when references are tiny
+    n = max(n_independent, 2)
+    sd = float(samples.std(ddof=1)) * math.sqrt((n - 1) / chi2.ppf(0.2, n - 1))
+    mean = float(samples.mean()) + float(samples.std(ddof=1)) / math.sqrt(n)
+    if not sd > 0 or not mean > 0:
+        return float(samples.max()) if len(samples) else float("inf")
+    shape = (mean / sd) ** 2
+    return float(gamma.ppf(level, shape, scale=sd * sd / mean))
 
 
 # ------------------------------------------------------------------------------------------ detectors
@@ -516,9 +521,9 @@ class StreamMonitor:
     @classmethod
     def for_model(cls, experiment: str, model: Any, reference: pd.DataFrame | None = None) -> StreamMonitor:
         """Read features, target alarm rate and MASE scale from a fitted experiment; score ``reference`` with it."""
-        spec = model.spec
+        spec, scale = model.spec, float("nan")
         if spec.monitoring_kind == "forecast":
-            features = [spec.target]
+            features, scale = [spec.target], float(getattr(model, "scale_", scale))  # the in-sample MASE scale
         else:
             features = list(getattr(model, "features_in_", None) or spec.features or [])
         target = getattr(getattr(spec, "threshold", None), "false_alarm_rate", 0.0)
@@ -530,7 +535,7 @@ class StreamMonitor:
             spec,
             features=features,
             target_alarm_rate=float(target or 0.0),
-            mase_scale=float(getattr(model, "scale_", float("nan"))),
+            mase_scale=scale,
             reference=reference,
             reference_scores=scores,
         )
