@@ -22,12 +22,12 @@ from framework.errors import (
     ConfigError,
     HubError,
     PluginError,
-    is_secret_key,
     redact,
+    redact_details,
 )
 from framework.jobs import RETRAIN_TASK, TRAIN_TASK, JobInfo, LocalExecutor
 from framework.plugins.base import Plugin
-from framework.plugins.registry import build_plugin
+from framework.plugins.registry import build_plugin, check_config
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,6 +75,7 @@ class ExperimentHub:
 
     @classmethod
     def from_hub_config(cls, config: HubConfig, *, strict: bool = True) -> ExperimentHub:
+        check_config(config)  # every plugin's type and config, and the production rules, before any plugin starts
         hub = cls(config)
         try:
             for plugin_type, entry in config.plugins.enabled().items():
@@ -135,7 +136,7 @@ class ExperimentHub:
         for ptype, future in futures.items():
             try:
                 healthy, details = future.result(timeout=timeout)
-                report[ptype] = {"healthy": bool(healthy), "details": _mask(dict(details))}
+                report[ptype] = {"healthy": bool(healthy), "details": redact_details(dict(details))}
             except concurrent.futures.TimeoutError:
                 report[ptype] = {"healthy": False, "details": {"error": f"health check timed out after {timeout:g} s"}}
             except Exception as exc:
@@ -287,6 +288,15 @@ class ExperimentHub:
         """Every model version of the experiment, newest first, with aliases."""
         return self.store.versions(name)
 
+    def version_details(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest versions with their validation verdict, reason, metrics and figure names (for dashboards)."""
+        return self.store.version_details(name, limit)
+
+    def monitoring_status(self, name: str) -> dict[str, Any] | None:
+        """The newest monitoring interval of ``name``'s scorers (rows, rate, alarm rate, lag, served version,
+        ``updated`` in epoch ms) from the store, or None when no scorer has run."""
+        return self.store.latest_monitoring(name)
+
     def promote(self, name: str, version: int) -> ModelVersion:
         """Move ``champion`` to ``version`` by hand."""
         return self.store.promote(name, version)
@@ -418,18 +428,3 @@ class ExperimentHub:
             if on_progress is not None:
                 on_progress(min(len(frame), (first + group) * batch_size))
         return ids
-
-
-def _mask(details: dict[str, Any]) -> dict[str, Any]:
-    """Redact secrets in string values of health details (plugins should not leak them; this is the backstop)."""
-    masked: dict[str, Any] = {}
-    for key, value in details.items():
-        if is_secret_key(key):
-            masked[key] = "***"
-        elif isinstance(value, str):
-            masked[key] = redact(value)
-        elif isinstance(value, dict):
-            masked[key] = _mask(value)
-        else:
-            masked[key] = value
-    return masked

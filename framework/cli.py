@@ -44,12 +44,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def open_hub(config: Path | None, *, strict: bool = True) -> Any:
-    """Build the hub from ``config``; hub errors become a one-line message and exit code 2."""
+    """Build the hub from ``config`` (logging set from its ``global.log_level``); hub errors become a one-line
+    message and exit code 2."""
+    import click
+
+    from framework.config import configure_logging, load_config
     from framework.errors import HubError
     from framework.ExperimentHub import ExperimentHub
 
     try:
-        return ExperimentHub.from_config(config, strict=strict)
+        hub_config = load_config(config)
+        context = click.get_current_context(silent=True)
+        configure_logging(hub_config, verbose=bool(context and context.find_root().params.get("verbose")))
+        return ExperimentHub.from_hub_config(hub_config, strict=strict)
     except HubError as exc:
         raise fail(str(exc), code=2) from None
 
@@ -62,27 +69,49 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at
 
 
 @config_app.command("check")
-def config_check(path: Annotated[Path, typer.Argument(help="the hub_config.yaml to check")]) -> None:
-    """Validate a config file; exit 0 when it is valid, 1 with readable errors otherwise."""
+def config_check(
+    path: Annotated[Path, typer.Argument(help="the hub_config.yaml to check")],
+    production: Annotated[
+        bool, typer.Option("--production", help="check as if global.environment: production")
+    ] = False,
+) -> None:
+    """Validate a config file and every enabled plugin's type and config (connects to nothing); exit 0 when it is
+    valid, 1 with one line per problem (file:line: field: reason) otherwise."""
     from framework.config import HubConfig, load_yaml_model
     from framework.errors import ConfigError
+    from framework.plugins.registry import check_config
 
     try:
         config = load_yaml_model(HubConfig, path)
+        if production:
+            config.global_ = config.global_.model_copy(update={"environment": "production"})
+        unsafe = check_config(config, warn=False)
     except ConfigError as exc:
         for problem in exc.problems:
             errors.print(f"[bold red]✗[/] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    for problem in unsafe:
+        errors.print(f"[yellow]![/] {problem} (production would refuse it)", highlight=False, soft_wrap=True)
     enabled = ", ".join(f"{t}={e.type}" for t, e in config.plugins.enabled().items()) or "none"
     types = ", ".join(config.experiment_types()) or "none"
-    console.print(f"[green]✓[/] {path} is valid: plugins {enabled}; experiment types {types}", highlight=False)
+    mode = config.global_.environment
+    console.print(f"[green]✓[/] {path} is valid ({mode}): plugins {enabled}; experiment types {types}", highlight=False)
 
 
 @app.command("plugins")
-def plugins_command(json_out: JsonOption = False) -> None:
-    """List plugin types and their implementations, entry points included."""
+def plugins_command(
+    config_help: Annotated[
+        str | None,
+        typer.Option("--config-help", metavar="TYPE|ALIAS", help="the config keys of a plugin type or implementation"),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List plugin types and their implementations, entry points included; or the config keys of one."""
     from framework.plugins.registry import list_plugins
 
+    if config_help is not None:
+        show_config_help(config_help, json_out=json_out)
+        return
     rows = list_plugins()
     if json_out:
         print_json(rows)
@@ -93,6 +122,23 @@ def plugins_command(json_out: JsonOption = False) -> None:
     for row in rows:
         table.add_row(row["type"], row["name"], row["target"], row["source"])
     console.print(table)
+
+
+def show_config_help(name: str, *, json_out: bool) -> None:
+    """Print the accepted keys of ``name`` (a plugin type or implementation): type, default, description."""
+    from framework.plugins.registry import config_help
+
+    found = hub_call(config_help, name)
+    if json_out:
+        print_json([{"type": ptype, "name": alias, "keys": rows} for ptype, alias, rows in found])
+        return
+    for ptype, alias, rows in found:
+        table = Table(title=f"{ptype}: {alias}")
+        for column in ("key", "type", "default", "required", "secret", "description"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(row[c] for c in ("key", "type", "default", "required", "secret", "description")))
+        console.print(table)
 
 
 @app.command("health")

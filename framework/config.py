@@ -1,4 +1,8 @@
-"""pydantic models for ``hub_config.yaml`` and experiment spec files, with ``${ENV}`` interpolation.
+"""pydantic models for ``hub_config.yaml`` and experiment spec files, with ``${ENV}`` and ``${file:...}`` references.
+
+In any string value, ``${VAR}`` and ``${VAR:-default}`` read the environment, and ``${file:/run/secrets/name}``
+reads that file with its trailing newline stripped (as Docker and Kubernetes mount secrets; a relative path is
+relative to the config file's folder).
 
 Errors name the file, the line, the dotted field path and the reason, never the offending value
 (it may be a password)::
@@ -8,10 +12,11 @@ Errors name the file, the line, the dotted field path and the reason, never the 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -19,13 +24,15 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.errors import ConfigError
+from framework.errors import ConfigError, RedactFilter
 
 __all__ = [
+    "API_KEY_ENV",
     "DEFAULT_CONFIG_FILE",
     "DRIFT_METHODS",
     "METRIC_TRIGGERS",
     "AlertSettings",
+    "ApiSettings",
     "DriftSettings",
     "ExperimentEntry",
     "ExperimentSpec",
@@ -37,17 +44,21 @@ __all__ = [
     "PluginEntry",
     "PluginsConfig",
     "RetrainPolicy",
+    "configure_logging",
     "default_config",
     "load_config",
     "load_yaml_model",
     "parse_yaml_model",
     "state_dir",
     "validate_mapping",
+    "validation_error",
 ]
 
 DEFAULT_CONFIG_FILE = "hub_config.yaml"
+API_KEY_ENV = "EXPERIMENTHUB_API_KEY"  # the REST API's key when global.api_key is unset
 SUPPORTED_MAJOR_VERSION = "1"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REF = re.compile(r"\$\{(?:file:(?P<file>[^}]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _IDENTIFIER_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -57,13 +68,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ApiSettings(_Strict):
+    """The REST API's limits (``global.api``)."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="bodies above this get 413 (8 MiB)")
+    request_timeout: float = Field(
+        default=60.0, gt=0, description="a request still running after this many seconds gets 503"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
+    )
+
+
 class GlobalSettings(_Strict):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    environment: str = "development"
+    environment: Literal["development", "production"] = Field(
+        default="development", description="production refuses unsafe settings (see README: Configuration)"
+    )
+    allow_embedded: bool = Field(default=False, description="production: allow the SQLite store and local queue")
+    allow_insecure_transport: bool = Field(
+        default=False, description="production: allow plain-text MLflow/broker URLs to non-local hosts"
+    )
+    api: ApiSettings = Field(default_factory=ApiSettings)
     state_dir: str | None = Field(default=None, description="Hub state folder (default: $EXPERIMENTHUB_HOME)")
     api_key: str | None = Field(default=None, description="Bearer token required by the REST API", repr=False)
 
-    @pydantic.field_validator("log_level", mode="before")
+    @pydantic.field_validator("log_level", "environment", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -98,6 +128,7 @@ class HubConfig(_Strict):
     global_: GlobalSettings = Field(default_factory=GlobalSettings, alias="global")
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     experiments: list[ExperimentEntry] = Field(default_factory=list)
+    _origin: tuple[str, yaml.Node] | None = pydantic.PrivateAttr(default=None)
 
     @pydantic.field_validator("version", mode="before")
     @classmethod
@@ -118,6 +149,21 @@ class HubConfig(_Strict):
     def experiment_types(self) -> dict[str, ExperimentEntry]:
         """Enabled experiment types by name: the only ones the hub will ever instantiate."""
         return {e.name: e for e in self.experiments if e.enabled}
+
+    @property
+    def source(self) -> str | None:
+        """The file this config was read from (None for the embedded default or an in-memory config)."""
+        return self._origin[0] if self._origin else None
+
+    def error(self, reason: str, loc: tuple) -> ConfigError:
+        """A ``ConfigError`` at ``loc`` (e.g. ``("plugins", "mlops", "type")``) with the file and line it came from."""
+        source, root = self._origin or (None, None)
+        return ConfigError(reason, source=source, line=_line_of(root, loc), field=_dotted(loc) or None)
+
+    def validation_error(self, exc: pydantic.ValidationError, prefix: tuple, keys: Sequence[str] = ()) -> ConfigError:
+        """``exc`` raised while validating the part of this config at ``prefix``, located in the file."""
+        source, root = self._origin or (None, None)
+        return validation_error(exc, source=source, root=root, prefix=prefix, keys=keys)
 
 
 def state_dir(config: HubConfig | None = None) -> Path:
@@ -152,9 +198,19 @@ def load_config(path: str | Path | None = None) -> HubConfig:
         if not Path(DEFAULT_CONFIG_FILE).is_file():
             return default_config()
         path = DEFAULT_CONFIG_FILE
-    config = load_yaml_model(HubConfig, path)
-    logging.getLogger("framework").setLevel(config.global_.log_level.upper())
-    return config
+    return load_yaml_model(HubConfig, path)
+
+
+def configure_logging(config: HubConfig, *, verbose: bool = False) -> None:
+    """For entry points (CLI, API server, worker), never called by library code: a stderr handler if the root
+    logger has none, ``framework`` loggers at ``global.log_level`` (debug with ``verbose``), secrets masked."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger("framework").setLevel("DEBUG" if verbose else config.global_.log_level.upper())
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactFilter) for f in handler.filters):
+            handler.addFilter(RedactFilter())
 
 
 def load_yaml_model(model: type[Model], path: str | Path) -> Model:
@@ -181,9 +237,12 @@ def parse_yaml_model(model: type[Model], text: str, *, source: str = "<string>")
         raise ConfigError("expected a mapping at the top level", source=source, line=1)
     data = _interpolate(data, (), root, source)
     try:
-        return model.model_validate(data)
+        result = model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise _config_error(exc, root, source) from None
+        raise validation_error(exc, source=source, root=root) from None
+    if isinstance(result, HubConfig):
+        result._origin = (source, root)
+    return result
 
 
 def validate_mapping(model: type[Model], data: Any, *, source: str = "spec") -> Model:
@@ -191,22 +250,29 @@ def validate_mapping(model: type[Model], data: Any, *, source: str = "spec") -> 
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise _config_error(exc, None, source) from None
+        raise validation_error(exc, source=source) from None
 
 
-def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, source: str) -> ConfigError:
-    """One ConfigError for all of pydantic's errors: the first names line and field, the others follow."""
+def validation_error(
+    exc: pydantic.ValidationError,
+    *,
+    source: str | None,
+    root: yaml.Node | None = None,
+    prefix: tuple = (),
+    keys: Sequence[str] = (),
+) -> ConfigError:
+    """One ConfigError for all of pydantic's errors (never their input values, which may be passwords): the first
+    names line and field, the others follow. ``prefix`` is where the validated part sits in the file; ``keys``, the
+    accepted top-level keys, give an unknown one a "did you mean" hint."""
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = tuple(err["loc"])
-        line = _line_of(root, loc) if root is not None else None
-        problems.append(ConfigError(_reason(err), source=source, line=line, field=_dotted(loc) or None))
-    first = problems[0]
-    error = ConfigError(first.reason, source=first.source, line=first.line, field=first.field)
-    if len(problems) > 1:
-        error.args = ("\n".join(str(p) for p in problems),)
-    error.problems = problems
-    return error
+        loc = (*prefix, *err["loc"])
+        reason = _reason(err)
+        if err["type"] == "extra_forbidden" and keys and len(err["loc"]) == 1:
+            close = difflib.get_close_matches(str(err["loc"][0]), keys, n=1)
+            reason += f"; did you mean {close[0]!r}?" if close else f"; accepted keys: {', '.join(keys)}"
+        problems.append(ConfigError(reason, source=source, line=_line_of(root, loc), field=_dotted(loc) or None))
+    return ConfigError.combine(problems)
 
 
 def _reason(err: Mapping[str, Any]) -> str:
@@ -239,7 +305,7 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
 
 
 def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value."""
+    """Replace ``${VAR}``, ``${VAR:-default}`` and ``${file:path}`` in every string value (in one pass)."""
     if isinstance(value, Mapping):
         return {k: _interpolate(v, (*loc, k), root, source) for k, v in value.items()}
     if isinstance(value, list):
@@ -248,7 +314,21 @@ def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
         return value
 
     def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if (file := match.group("file")) is not None:
+            secret = Path(file).expanduser()
+            if not secret.is_absolute() and Path(source).is_file():  # relative to the config file's folder
+                secret = Path(source).parent / secret
+            try:
+                return secret.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise ConfigError(
+                    f"cannot read secret file {file} ({reason})",
+                    source=source,
+                    line=_line_of(root, loc),
+                    field=_dotted(loc),
+                ) from None
+        name, default = match.group("name"), match.group("default")
         if name in os.environ:
             return os.environ[name]
         if default is not None:
@@ -260,7 +340,7 @@ def _interpolate(value: Any, loc: tuple, root: yaml.Node, source: str) -> Any:
             field=_dotted(loc),
         )
 
-    return _ENV_REF.sub(substitute, value)
+    return _REF.sub(substitute, value)
 
 
 class ModelSpec(_Strict):

@@ -23,7 +23,11 @@ A wrong argument type stays a plain ``TypeError``: usage mistakes are not hub er
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "ConfigError",
@@ -34,29 +38,156 @@ __all__ = [
     "JobFailed",
     "PluginError",
     "PluginUnavailable",
+    "RedactFilter",
     "is_secret_key",
     "redact",
+    "redact_details",
 ]
 
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-_SECRET_WORDS = r"password|passwd|pwd|token|secret|api[_-]?key|credentials?"
-_SECRET_PAIRS = re.compile(rf"(?i)\b({_SECRET_WORDS})(['\"]?\s*[:=]\s*['\"]?)[^\s'\",;&}}]+")
-_SECRET_KEY = re.compile(rf"(?i)(^|[_.-])({_SECRET_WORDS})($|[_.-])")
+MASK = "***"
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pw",
+        "pass",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "authorization",
+        "passphrase",
+        "cookie",
+    }
+)
+_SECRET_SUFFIXES = ("password", "passwd", "secret", "token")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+_PORT_ONLY = re.compile(r"^[^:]*(:\d*)?$")  # "host" or "host:5672": no password in it
+# a key (bare or quoted) and its separator: password=..., "password": ..., Authorization: ...
+_KEY = re.compile(r"""(?<![\w.])(?P<quote>["']?)(?P<key>[A-Za-z][\w.-]*)(?P=quote)(?P<sep>\s*[:=]\s*)""")
+_AUTH_SCHEME = re.compile(r"(?i)(bearer|basic|token|digest)\s+")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)([\w.~+/=-]+)")
+_UNQUOTED_END = re.compile(r"[\s&;,'\"}\])]")
 
 
 def is_secret_key(key: str) -> bool:
-    """True for names such as ``password``, ``broker_password`` or ``api-key`` whose values must be masked."""
-    return _SECRET_KEY.search(str(key)) is not None
+    """True for names whose values must be masked: ``password``, ``broker_password``, ``sslpassword``, ``pw``,
+    ``api-key``, ``apiKey``, ``client_secret``, ``access_token``, ``Authorization``, ...
+
+    >>> is_secret_key("MLFLOW_TRACKING_PASSWORD"), is_secret_key("n_components")
+    (True, False)
+    """
+    words = [w for w in re.split(r"[^a-z0-9]+", str(key).lower()) if w]
+    joined = "".join(words)
+    return (
+        any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words)
+        or "apikey" in joined
+        or "privatekey" in joined
+    )
 
 
 def redact(text: str) -> str:
-    """Hide credentials in ``text``: ``user:pw@`` in URLs and ``password=...``-style pairs.
+    """Hide credentials in ``text`` by parsing it, not by one pattern.
 
-    >>> redact("amqp://guest:s3cret@host:5672//")
-    'amqp://***@host:5672//'
+    * URLs: the userinfo, up to the *last* ``@`` of the authority (as the connection libraries split it);
+    * ``key=value``, ``key: value``, ``"key": "value"`` where the key is secret-like (``is_secret_key``): the value,
+      quoted (with spaces and escaped quotes) or bare (up to whitespace, ``&``, ``;``, ``,``);
+    * ``Authorization: Bearer <token>`` and any ``Bearer <token>``.
+
+    >>> redact("amqp://guest:s3c@ret@host:5672//?password='a b'")
+    "amqp://***@host:5672//?password='***'"
     """
-    text = _URL_CREDENTIALS.sub("***@", str(text))
-    return _SECRET_PAIRS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    text = _URL.sub(_mask_url, str(text))
+    text = _mask_pairs(text)
+    return _BEARER.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    url = match.group(0)
+    scheme, _, rest = url.partition("://")
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in netloc:
+        return f"{scheme}://{MASK}@{netloc.rpartition('@')[2]}{rest[len(netloc) :]}"
+    if "@" in rest and not _PORT_ONLY.match(netloc):  # "user:pa/ss@host": the password holds a "/", "?" or "#"
+        return f"{scheme}://{MASK}@{rest.rpartition('@')[2]}"
+    return url
+
+
+def _mask_pairs(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _KEY.finditer(text):
+        if match.start() < pos or not is_secret_key(match.group("key")):
+            continue
+        start = match.end()
+        if scheme := _AUTH_SCHEME.match(text, start):  # Authorization: Bearer <token>
+            start = scheme.end()
+        end = _value_end(text, start)
+        if end > start:
+            value = text[start:end]
+            quoted = value[0] in "'\"" and len(value) > 1
+            out.append(text[pos:start] + (value[0] + MASK + value[-1] if quoted else MASK))
+            pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _value_end(text: str, start: int) -> int:
+    """End of the value at ``start``: a quoted string (backslash or doubled quote escapes) or a bare word."""
+    if start < len(text) and text[start] in "'\"":
+        quote, i = text[start], start + 1
+        while i < len(text):
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == quote:
+                if text[i + 1 : i + 2] == quote:  # '' inside '...'
+                    i += 2
+                    continue
+                return i + 1
+            i += 1
+        return len(text)  # unterminated: mask to the end
+    found = _UNQUOTED_END.search(text, start)
+    return found.start() if found else len(text)
+
+
+def redact_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``details`` (health output) with secret-keyed values masked and every string redacted."""
+
+    def clean(key: str, value: Any) -> Any:
+        if is_secret_key(key):
+            return MASK
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, Mapping):
+            return {k: clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean("", v) for v in value]
+        return value
+
+    return {key: clean(str(key), value) for key, value in details.items()}
+
+
+class RedactFilter(logging.Filter):
+    """A logging filter that masks secrets in each record's message and traceback (a backstop on log handlers;
+    ``configure_logging`` installs it). It rewrites the record and never drops it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
 
 
 class HubError(Exception):
@@ -73,6 +204,16 @@ class ConfigError(HubError, ValueError):
         super().__init__(": ".join(p for p in (where, field, reason) if p))
         self.reason, self.source, self.line, self.field = reason, source, line, field
         self.problems: list[ConfigError] = [self]  # every problem found, when several were
+
+    @classmethod
+    def combine(cls, problems: list[ConfigError]) -> ConfigError:
+        """One error for several: it reads as the first and lists them all, one per line, in ``problems``."""
+        first = problems[0]
+        error = cls(first.reason, source=first.source, line=first.line, field=first.field)
+        if len(problems) > 1:
+            error.args = ("\n".join(str(p) for p in problems),)
+        error.problems = list(problems)
+        return error
 
 
 class PluginError(HubError):

@@ -42,6 +42,8 @@ TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
 TAG_VALIDATION = "experimenthub.validation"
 TAG_RUN_NAME = "mlflow.runName"
+TAG_FIGURES = "experimenthub.figures"
+MONITOR_UPDATED = "updated_ms"  # monitoring-run metric: when the interval ended (epoch ms)
 TRAIN_DATA = "data/train.parquet"
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DATASET = "data/dataset.parquet"
@@ -138,8 +140,11 @@ class ExperimentStore:
         """Log ``model`` with the run and register it as a new version of ``name``; return the version number."""
         return self.mlops.register_model(name, self.mlops.log_model(run_id, model), run_id=run_id).version
 
-    def record_outcome(self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str) -> None:
-        """Tag the run with the version it made, whether it was promoted and why (the validation's reason)."""
+    def record_outcome(
+        self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str, figures: list[str]
+    ) -> None:
+        """Tag the run with the version it made, whether it was promoted and why (the validation's reason), and
+        the names of its figures."""
         self.mlops.set_tags(
             run_id,
             {
@@ -147,6 +152,7 @@ class ExperimentStore:
                 TAG_PROMOTED: str(promoted).lower(),
                 TAG_VALIDATION: reason[:500],
                 TAG_RUN_NAME: f"{name} {kind} v{version}",
+                TAG_FIGURES: ",".join(figures)[:500],
             },
         )
 
@@ -268,6 +274,55 @@ class ExperimentStore:
             raise ExperimentNotFound(f"experiment {name!r} has no trained model yet; train it first")
         log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
         return versions[0]
+
+    def version_details(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` versions with what their training runs recorded: validation verdict and reason,
+        validation metrics, figure names, and whether the version is the champion."""
+        champion = self.champion(name)
+        rows = []
+        for version in self.versions(name)[:limit]:
+            run = self.mlops.get_run(version.run_id) if version.run_id else None
+            tags = run.tags if run is not None else {}
+            metrics = run.metrics if run is not None else {}
+            rows.append(
+                {
+                    "version": version.version,
+                    "created": version.created,
+                    "run_id": version.run_id,
+                    "champion": champion is not None and champion.version == version.version,
+                    "promoted": tags.get(TAG_PROMOTED) == "true",
+                    "reason": tags.get(TAG_VALIDATION, ""),
+                    "metrics": {
+                        k.removeprefix("validation."): v for k, v in metrics.items() if k.startswith("validation.")
+                    },
+                    "figures": [f for f in tags.get(TAG_FIGURES, "").split(",") if f],
+                }
+            )
+        return rows
+
+    def latest_monitoring(self, name: str) -> dict[str, Any] | None:
+        """The newest interval any scorer of ``name`` logged to its monitoring run: rows, rate, alarm rate,
+        dead letters, lag, served version, and ``updated`` (epoch ms of that interval), or None."""
+        runs = self.mlops.search_runs(
+            name,
+            filter_string=f"tags.`{TAG_KIND}` = 'monitoring'",
+            max_results=10,
+            order_by=["attributes.start_time DESC"],
+        )
+        latest = max(runs, key=lambda run: run.metrics.get(MONITOR_UPDATED, 0.0), default=None)
+        if latest is None or MONITOR_UPDATED not in latest.metrics:
+            return None
+        metrics = latest.metrics
+        return {
+            "rows": metrics.get("rows"),
+            "rate": metrics.get("rate"),
+            "alarm_rate": metrics.get("alarm_rate"),
+            "dead_letters": metrics.get("dead_letters"),
+            "lag": metrics.get("lag"),
+            "served_version": int(metrics["served_version"]) if "served_version" in metrics else None,
+            "updated": int(metrics[MONITOR_UPDATED]),
+            "run_id": latest.run_id,
+        }
 
     def champion(self, name: str) -> ModelVersion | None:
         return self.mlops.get_alias(name, CHAMPION)

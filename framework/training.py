@@ -70,7 +70,9 @@ def train_version(
         promoted = validation.passed and (champion is None or champion.version < version)
         if promoted:
             store.set_champion(name, version)
-        store.record_outcome(name, run_id, version=version, kind=kind, promoted=promoted, reason=validation.reason)
+        store.record_outcome(
+            name, run_id, version=version, kind=kind, promoted=promoted, reason=validation.reason, figures=list(figures)
+        )
     log.info("trained %s: run %s, version %s, promoted=%s", name, run_id, version, promoted)
     return TrainResult(name, run_id, version, metrics, promoted, validation, job_id, list(figures))
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framework.config import load_config
+from framework.config import configure_logging, load_config
 from framework.errors import ConfigError, redact
 from framework.jobs import EVALUATE_TASK, RETRAIN_TASK, TRAIN_TASK
 
@@ -117,10 +117,12 @@ def run_worker(config_path: str | Path, concurrency: int = 2, loglevel: str = "i
 
     Raises ``ConfigError`` when the config has no enabled taskqueue plugin that can run workers.
     """
-    from framework.plugins.registry import build_plugin
+    from framework.plugins.registry import build_plugin, check_config
 
     path = Path(config_path).expanduser().resolve()
     config = load_config(path)
+    configure_logging(config)
+    check_config(config)
     entry = config.plugins.taskqueue
     if entry is None or not entry.enabled:
         raise ConfigError("the worker needs an enabled taskqueue plugin", source=str(path), field="plugins.taskqueue")

@@ -171,11 +171,12 @@ def wait_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
 
 # -- open endpoints ---------------------------------------------------------------------------------------------
 def test_health_reports_every_plugin(server: Server) -> None:
-    response = httpx.get(f"{server.url}/health")
+    response = httpx.get(f"{server.url}/health?details=true")  # this server has no API key
     assert response.status_code == 200
     report = response.json()
     assert {"mlops", "datastream"} <= set(report)
     assert all(entry["healthy"] is True and isinstance(entry["details"], dict) for entry in report.values())
+    assert httpx.get(f"{server.url}/health").json() == {ptype: {"healthy": True} for ptype in report}
 
 
 def test_docs_and_openapi(server: Server) -> None:
@@ -490,6 +491,77 @@ def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert health.status_code == 503 and health.json() == {}  # no plugins: not healthy, same shape
     monkeypatch.delenv("EXPERIMENTHUB_API_KEY")
     assert _call(create_app(ExperimentHub(HubConfig(version="1.0"))), "GET", "/experiment-types").status_code == 200
+
+
+class _DetailedPlugin:
+    plugin_type = "datastream"
+
+    def initialize(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def health_check(self) -> tuple[bool, dict]:
+        return True, {"broker": "amqp://broker.plant:5672//", "queues": {"pump.input": 3}, "server_version": "3.13"}
+
+
+def test_health_details_need_the_key() -> None:
+    from framework.api import create_app
+    from framework.ExperimentHub import ExperimentHub
+
+    hub = ExperimentHub()
+    hub.register_plugin(_DetailedPlugin())
+    keyed = create_app(hub, api_key="k-123")
+    anonymous = _call(keyed, "GET", "/health")
+    assert anonymous.status_code == 200 and anonymous.json() == {"datastream": {"healthy": True}}
+    assert "broker.plant" not in anonymous.text
+    assert_error(_call(keyed, "GET", "/health?details=true"), 401, "unauthorized")
+    assert_error(
+        _call(keyed, "GET", "/health?details=true", headers={"Authorization": "Bearer no"}), 401, "unauthorized"
+    )
+    for path in ("/health", "/health?details=true"):
+        full = _call(keyed, "GET", path, headers={"Authorization": "Bearer k-123"}).json()
+        assert full["datastream"]["details"]["queues"] == {"pump.input": 3}
+    open_app = create_app(hub, api_key="")
+    assert _call(open_app, "GET", "/health").json() == {"datastream": {"healthy": True}}
+    assert _call(open_app, "GET", "/health?details=true").json()["datastream"]["details"]["server_version"] == "3.13"
+
+
+class _SlowPlugin(_DetailedPlugin):
+    def health_check(self) -> tuple[bool, dict]:
+        time.sleep(2.0)
+        return True, {}
+
+
+def _limited_app(plugin: Any = None, **api: Any) -> Any:
+    from framework.api import create_app
+    from framework.config import HubConfig
+    from framework.ExperimentHub import ExperimentHub
+
+    hub = ExperimentHub(HubConfig.model_validate({"version": "1.0", "global": {"api": api}}))
+    if plugin is not None:
+        hub.register_plugin(plugin)
+    return create_app(hub, api_key="")
+
+
+def test_request_timeout_answers_503() -> None:
+    response = _call(_limited_app(_SlowPlugin(), request_timeout=0.2), "GET", "/health")
+    assert "longer than 0.2 s" in assert_error(response, 503, "timeout")["message"]
+    assert _call(_limited_app(_DetailedPlugin(), request_timeout=5), "GET", "/health").status_code == 200
+
+
+def test_body_limit_is_configurable() -> None:
+    app = _limited_app(max_body_bytes=64)
+    response = _call(app, "POST", "/experiments", json={"name": "x" * 100, "type": "fault_detection"})
+    assert "limit of 64 bytes" in assert_error(response, 413, "payload_too_large")["message"]
+
+
+def test_cors_is_off_by_default_and_allows_only_listed_origins() -> None:
+    preflight = {"Origin": "https://ui.plant", "Access-Control-Request-Method": "GET"}
+    default = _call(_limited_app(), "OPTIONS", "/experiment-types", headers=preflight)
+    assert "access-control-allow-origin" not in default.headers
+    app = _limited_app(cors_origins=["https://ui.plant"])
+    allowed = _call(app, "OPTIONS", "/experiment-types", headers=preflight)
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://ui.plant"
+    other = _call(app, "GET", "/experiment-types", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
 
 
 def test_unexpected_errors_are_generic_500_and_redacted(caplog: pytest.LogCaptureFixture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.config import HubConfig, default_config, load_config, load_yaml_model
+from framework.config import GlobalSettings, HubConfig, configure_logging, default_config, load_config, load_yaml_model
 from framework.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,14 +62,32 @@ def test_embedded_default_when_no_file(tmp_path, _isolated_home):
     assert "taskqueue" not in config.plugins.enabled()
 
 
-def test_log_level_is_applied(tmp_path):
-    import logging
+@pytest.fixture
+def _restore_logging():
+    root, framework = logging.getLogger(), logging.getLogger("framework")
+    handlers, filters = list(root.handlers), {h: list(h.filters) for h in root.handlers}
+    yield
+    framework.setLevel(logging.NOTSET)
+    root.handlers[:] = handlers
+    for handler, kept in filters.items():
+        handler.filters[:] = kept
 
+
+def test_log_level_is_applied_by_entry_points_not_by_loading(tmp_path, _restore_logging, caplog):
     path = tmp_path / "hub.yaml"
     path.write_text(GOOD.replace('log_level: "info"', 'log_level: "DEBUG"'))
-    load_config(path)
+    config = load_config(path)
+    assert logging.getLogger("framework").level == logging.NOTSET  # loading a config is side-effect free
+    configure_logging(config)
     assert logging.getLogger("framework").level == logging.DEBUG
-    logging.getLogger("framework").setLevel(logging.NOTSET)
+    configure_logging(config.model_copy(update={"global_": GlobalSettings(log_level="error")}), verbose=True)
+    assert logging.getLogger("framework").level == logging.DEBUG
+    configure_logging(config.model_copy(update={"global_": GlobalSettings(log_level="error")}))
+    assert logging.getLogger("framework").level == logging.ERROR
+    # the handlers it configures mask secrets even in messages that forgot to call redact()
+    logging.getLogger("framework.test").error("cannot reach amqp://hub:pa@ss@broker:5672// (password=%s)", "hunter2")
+    assert "cannot reach amqp://***@broker:5672// (password=***)" in caplog.text
+    assert "hunter2" not in caplog.text and "pa@ss" not in caplog.text
 
 
 BAD_CONFIGS = [

@@ -197,10 +197,11 @@ def test_registry_resolves_aliases_lazily_and_explains_typos():
 
 
 def test_config_keys_checked_before_construction():
-    with pytest.raises(PluginError) as info:
+    """A third-party plugin without a config model: its constructor keys are checked by name (ConfigError)."""
+    with pytest.raises(ConfigError) as info:
         build_plugin("mlops", "tests.test_core:StrictPlugin", {"uri": "x", "timout": 3})
     assert "unknown config key(s) timout. Did you mean 'timeout'? Accepted keys: uri, timeout" in str(info.value)
-    with pytest.raises(PluginError, match=r"missing config key\(s\) uri; accepted keys: uri, timeout"):
+    with pytest.raises(ConfigError, match=r"missing config key\(s\) uri; accepted keys: uri, timeout"):
         build_plugin("mlops", "tests.test_core:StrictPlugin", {})
     with pytest.raises(PluginError, match="declares plugin_type 'mlops' but is configured as 'datastream'"):
         build_plugin("datastream", "tests.test_core:StrictPlugin", {"uri": "x"})

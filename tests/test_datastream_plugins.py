@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from framework.errors import PluginError, PluginUnavailable
+from framework.errors import ConfigError, PluginError, PluginUnavailable
 from framework.plugins.datastream import DEAD_LETTER_SUFFIX, DataStreamPlugin, Delivery, OutgoingMessage
 from framework.plugins.local_stream import LocalStreamPlugin
 from framework.plugins.rabbitmq_plugin import RabbitMQPlugin
@@ -336,8 +336,8 @@ def test_local_messages_survive_a_restart(tmp_path):
 
 
 def test_local_bad_settings_are_named(tmp_path):
-    with pytest.raises(PluginError, match="polling_interval"):
-        LocalStreamPlugin(path=tmp_path / "s.sqlite", polling_interval=0).initialize()
+    with pytest.raises(ConfigError, match="LocalStreamPlugin: polling_interval: Input should be greater than 0"):
+        LocalStreamPlugin(path=tmp_path / "s.sqlite", polling_interval=0)
 
 
 # ---------------------------------------------------------------------------------------------- rabbitmq only

@@ -271,10 +271,9 @@ def test_versions_carry_the_champion_alias(open_hub):
 
 
 def test_plugin_config_typos_are_refused():
-    from framework.errors import PluginError
     from framework.plugins.registry import build_plugin
 
-    with pytest.raises(PluginError, match=r"unknown config key\(s\) mlflow_url\. Did you mean 'mlflow_uri'"):
+    with pytest.raises(ConfigError, match=r"MLflowPlugin: mlflow_url: unknown key; did you mean 'mlflow_uri'\?"):
         build_plugin("mlops", "mlflow", {"mlflow_url": "sqlite:///x.db"})
 
 

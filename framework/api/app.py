@@ -7,9 +7,12 @@ Design:
 
 - **Auth.** With ``global.api_key`` in the config (else ``$EXPERIMENTHUB_API_KEY``), every path except ``/health``
   and the API docs (``/docs``, ``/redoc``, ``/openapi.json``: shapes only, no data) needs ``Authorization: Bearer
-  <key>``; the check is constant-time and runs before any body is read.
-- **Body limit.** Bodies over ``max_body_bytes`` (default ``records.MAX_MESSAGE_BYTES``) get 413, from
-  ``Content-Length`` before anything is read, or while streaming when it is absent.
+  <key>``; the check is constant-time and runs before any body is read. ``/health`` without the key answers only
+  each plugin's state (and the overall one, as 200 or 503); its details (hosts, paths, queue depths, versions)
+  come with the key, or with ``?details=true`` when no key is set.
+- **Limits** (``global.api``). Bodies over ``max_body_bytes`` (default 8 MiB) get 413, from ``Content-Length``
+  before anything is read, or while streaming when it is absent. A request still running after ``request_timeout``
+  seconds (default 60) gets 503. CORS is off unless ``cors_origins`` lists the allowed origins.
 - **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
   ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
 - **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
@@ -34,12 +37,22 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware import Middleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPBearer
 from starlette.datastructures import UploadFile
 
+from framework.api.dashboard import PREFIX as DASHBOARD
+from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
 from framework.api.errors import ApiError, install_error_handlers
-from framework.api.middleware import BearerAuthMiddleware, BodyLimitMiddleware, CatchAllMiddleware
+from framework.api.middleware import (
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    TimeoutMiddleware,
+    has_api_key,
+    unauthorized,
+)
 from framework.api.models import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
@@ -56,16 +69,15 @@ from framework.api.models import (
     TrainIn,
     VersionOut,
 )
-from framework.config import HubConfig, load_config
+from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
-from framework.records import FILE_READERS, MAX_MESSAGE_BYTES, encode_records
+from framework.records import FILE_READERS, encode_records
 from framework.store import CHAMPION
 
 __all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "EXPERIMENTHUB_API_KEY"
 OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 DATASETS_DIR = "datasets"
 
@@ -101,13 +113,14 @@ def create_app(
     hub_or_config: ExperimentHub | HubConfig | str | Path | None = None,
     *,
     api_key: str | None = None,
-    max_body_bytes: int = MAX_MESSAGE_BYTES,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
 
     ``hub_or_config``: an ``ExperimentHub`` (the caller keeps ownership), a ``HubConfig``, a config path, or None for
     ``./hub_config.yaml`` or else the embedded default. ``api_key`` overrides ``global.api_key`` and
-    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth.
+    ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth. ``max_body_bytes`` overrides
+    ``global.api.max_body_bytes`` (default 8 MiB); ``global.api`` also sets the request timeout and CORS origins.
     """
     if isinstance(hub_or_config, ExperimentHub):
         given_hub: ExperimentHub | None = hub_or_config
@@ -122,18 +135,42 @@ def create_app(
         if given_hub is not None:
             app.state.hub = given_hub
             yield
+            app.state.live_feeds.close()
             return
         hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
         app.state.hub = hub
+        app.state.live_feeds = LiveFeeds(hub)
         try:
             yield
         finally:
+            app.state.live_feeds.close()
             await run_in_threadpool(hub.shutdown)
 
-    middleware = [Middleware(CatchAllMiddleware)]
+    signer = SessionSigner(key) if key else None
+    limits = config.global_.api
+    middleware = [Middleware(CatchAllMiddleware), Middleware(TimeoutMiddleware, seconds=limits.request_timeout)]
+    if limits.cors_origins:  # off unless origins are listed
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=limits.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
     if key:
-        middleware.append(Middleware(BearerAuthMiddleware, api_key=key, open_paths=OPEN_PATHS))
-    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes))
+        middleware.append(
+            Middleware(
+                BearerAuthMiddleware,
+                api_key=key,
+                open_paths=(*OPEN_PATHS, "/", f"{DASHBOARD}/login", f"{DASHBOARD}/logout"),
+                sessions=signer,
+                open_prefixes=(f"{DASHBOARD}/static/",),
+                login_path=f"{DASHBOARD}/login",
+                page_prefix=DASHBOARD,
+            )
+        )
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes or limits.max_body_bytes))
     app = FastAPI(
         title="ExperimentHub",
         version=_version(),
@@ -144,8 +181,10 @@ def create_app(
     )
     if given_hub is not None:
         app.state.hub = given_hub
+    app.state.live_feeds = LiveFeeds(given_hub) if given_hub is not None else None
     install_error_handlers(app)
-    app.include_router(_open_router())
+    app.include_router(_open_router(key))
+    app.include_router(dashboard_router(signer))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
     app.include_router(_router(), dependencies=secured, responses=_errors(401) if key else None)
@@ -161,18 +200,42 @@ def _version() -> str:
         return "unknown"
 
 
-def _open_router() -> APIRouter:
+def _open_router(key: str) -> APIRouter:
     router = APIRouter(tags=["health"])
+
+    @router.get("/", include_in_schema=False)
+    def index(request: Request) -> Response:
+        """A browser goes to the dashboard; a JSON client gets links."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(DASHBOARD, status_code=307)
+        return JSONResponse(
+            {"ui": DASHBOARD, "docs": "/docs", "redoc": "/redoc", "openapi": "/openapi.json", "health": "/health"}
+        )
 
     @router.get(
         "/health",
         response_model=dict[str, PluginHealth],
-        responses={503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"}},
+        responses={
+            503: {"model": dict[str, PluginHealth], "description": "a plugin is unhealthy"},
+            **_errors(401),
+        },
     )
-    def health(hub: Hub) -> JSONResponse:
-        """``check_plugin_health()``: 200 when every plugin is healthy, 503 otherwise. Never needs the API key."""
+    def health(
+        request: Request,
+        hub: Hub,
+        details: Annotated[
+            bool, Query(description="include each plugin's details (needs the key when one is set)")
+        ] = False,
+    ) -> Response:
+        """Each plugin's state: 200 when every plugin is healthy, 503 otherwise; no key needed. Details (hosts,
+        paths, queue depths, versions) come with the API key, or with ``?details=true`` when no key is set."""
+        keyed = bool(key) and has_api_key(request.headers, key.encode())
+        if details and key and not keyed:
+            return unauthorized()
         report = hub.check_plugin_health()
         healthy = bool(report) and all(entry["healthy"] for entry in report.values())
+        if not (details or keyed):
+            report = {ptype: {"healthy": entry["healthy"]} for ptype, entry in report.items()}
         return JSONResponse(_finite(report), status_code=200 if healthy else 503)
 
     return router

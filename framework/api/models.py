@@ -66,7 +66,7 @@ class ErrorBody(BaseModel):
 
 class PluginHealth(BaseModel):
     healthy: bool
-    details: dict[str, Any]
+    details: dict[str, Any] | None = Field(None, description="only with the API key, or ?details=true without one")
 
 
 class ExperimentTypeOut(BaseModel):

@@ -21,9 +21,15 @@ def serve(
     import uvicorn
 
     from framework.api.app import create_app
+    from framework.config import configure_logging, load_config
+    from framework.errors import RedactFilter
     from framework.ExperimentHub import ExperimentHub
 
-    hub = ExperimentHub.from_config(config)
+    hub_config = load_config(config)
+    configure_logging(hub_config)
+    for name in ("uvicorn.access", "uvicorn.error"):  # access lines carry query strings (?api_key=...)
+        logging.getLogger(name).addFilter(RedactFilter())
+    hub = ExperimentHub.from_hub_config(hub_config)
     try:
         app = create_app(hub)
         log.info("serving ExperimentHub on http://%s:%d (docs at /docs)", host, port)

@@ -31,7 +31,6 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.signals import worker_process_init
 
 from framework.errors import (
-    ConfigError,
     ExperimentNotFound,
     HubError,
     JobFailed,
@@ -39,6 +38,7 @@ from framework.errors import (
     PluginUnavailable,
     redact,
 )
+from framework.plugins.settings import CeleryConfig, validated_by
 from framework.plugins.taskqueue import JobState
 
 __all__ = ["CeleryPlugin", "CelerySettings", "create_app"]
@@ -148,7 +148,9 @@ class CeleryPlugin:
     """
 
     plugin_type = "taskqueue"
+    config_model = CeleryConfig
 
+    @validated_by(CeleryConfig)
     def __init__(
         self,
         broker_url: str,
@@ -162,21 +164,6 @@ class CeleryPlugin:
         connect_timeout: float = 4.0,
         health_timeout: float = 1.0,
     ) -> None:
-        for field, value in (("broker_url", broker_url), ("backend_url", backend_url), ("app_name", app_name)):
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("must be a non-empty string", field=field)
-        if not isinstance(queue, str) or not queue.strip():
-            raise ConfigError("must be a non-empty string", field="queue")
-        for field, number in (
-            ("task_time_limit", task_time_limit),
-            ("result_expires", result_expires),
-            ("connect_timeout", connect_timeout),
-            ("health_timeout", health_timeout),
-        ):
-            if not isinstance(number, int | float) or number <= 0:
-                raise ConfigError("must be a positive number of seconds", field=field)
-        if task_soft_time_limit is not None and not 0 < task_soft_time_limit < task_time_limit:
-            raise ConfigError("must be between 0 and task_time_limit", field="task_soft_time_limit")
         self.settings = CelerySettings(
             broker_url=broker_url,
             backend_url=backend_url,

@@ -45,6 +45,7 @@ from framework.plugins.datastream import (
     OutgoingMessage,
 )
 from framework.plugins.per_thread import PerThread
+from framework.plugins.settings import LocalStreamConfig, validated_by
 
 __all__ = ["LocalStreamPlugin"]
 
@@ -69,7 +70,6 @@ CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, id);
 CREATE INDEX IF NOT EXISTS messages_by_lease ON messages (lease);
 """
 _READY = "(lease IS NULL OR lease_until < ?)"
-_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _REAP_EVERY = 5.0  # seconds between checks for leases held by dead processes
 _CHUNK = 500  # ids per "IN (...)" clause, below SQLite's variable limit
 
@@ -92,7 +92,9 @@ class LocalStreamPlugin(DataStreamPlugin):
     """
 
     plugin_type = "datastream"
+    config_model = LocalStreamConfig
 
+    @validated_by(LocalStreamConfig)
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -116,7 +118,6 @@ class LocalStreamPlugin(DataStreamPlugin):
         """Create the file and schema and release leases of processes that died. Idempotent."""
         if self._token is not None:
             return
-        self._validate()
         try:
             self._file().parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -388,17 +389,6 @@ class LocalStreamPlugin(DataStreamPlugin):
 
     # ------------------------------------------------------------------ storage
 
-    def _validate(self) -> None:
-        def bad(field: str, reason: str) -> PluginError:
-            return PluginError(f"LocalStreamPlugin: {field}: {reason}", plugin_type=self.plugin_type)
-
-        if str(self.synchronous).upper() not in _SYNCHRONOUS:
-            raise bad("synchronous", f"must be one of {', '.join(_SYNCHRONOUS)}, got {self.synchronous!r}")
-        for field in ("polling_interval", "visibility_timeout", "busy_timeout"):
-            value = getattr(self, field)
-            if not isinstance(value, int | float) or not value > 0:
-                raise bad(field, f"must be a number > 0, got {value!r}")
-
     def _file(self) -> Path:
         return Path(self.path).expanduser()
 
@@ -406,7 +396,7 @@ class LocalStreamPlugin(DataStreamPlugin):
         try:
             db = sqlite3.connect(self._file(), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode = WAL")
-            db.execute(f"PRAGMA synchronous = {str(self.synchronous).upper()}")
+            db.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as exc:
             raise PluginUnavailable(
                 f"LocalStreamPlugin: cannot open {self._file()}: {exc}", plugin_type=self.plugin_type

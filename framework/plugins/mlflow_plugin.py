@@ -68,6 +68,7 @@ from framework.errors import (
 from framework.plugins.mlflow_settings import ClientSettings
 from framework.plugins.mlflow_settings import active as active_settings
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord, RunStatus
+from framework.plugins.settings import MLflowConfig, validated_by
 
 __all__ = ["MLflowPlugin", "PyfuncModelWrapper"]
 
@@ -192,7 +193,9 @@ class MLflowPlugin(MLOpsPlugin):
     """
 
     plugin_type = "mlops"
+    config_model = MLflowConfig
 
+    @validated_by(MLflowConfig)
     def __init__(
         self,
         mlflow_uri: str | None = None,
@@ -208,17 +211,6 @@ class MLflowPlugin(MLOpsPlugin):
 
             mlflow_uri = f"sqlite:///{state_dir() / 'mlflow.db'}"
         scheme = urlsplit(mlflow_uri).scheme
-        if scheme not in ("http", "https", "sqlite"):
-            raise PluginError(
-                f"mlflow_uri must start with http://, https:// or sqlite:///, got {redact(mlflow_uri)!r}",
-                plugin_type="mlops",
-            )
-        if not (request_timeout > 0 and health_timeout > 0 and backoff_factor >= 0 and 0 <= max_retries <= 10):
-            raise PluginError(
-                "MLflowPlugin needs request_timeout > 0, health_timeout > 0, backoff_factor >= 0 and "
-                f"0 <= max_retries <= 10; got {request_timeout}, {health_timeout}, {backoff_factor}, {max_retries}",
-                plugin_type="mlops",
-            )
         self.mlflow_uri = mlflow_uri
         self.registry_uri = registry_uri
         self.request_timeout = request_timeout

@@ -45,6 +45,7 @@ from framework.plugins.datastream import (
     OutgoingMessage,
 )
 from framework.plugins.per_thread import PerThread
+from framework.plugins.settings import RabbitMQConfig, validated_by
 
 __all__ = ["RabbitMQPlugin"]
 
@@ -58,7 +59,6 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     kombu.exceptions.OperationalError,
     TimeoutError,
 )
-_QUEUE_TYPES = ("classic", "quorum")
 _OP_ATTEMPTS = 3  # an operation is retried on a fresh connection at most twice
 _TICK = 0.25  # seconds between stop/heartbeat checks while consuming an idle queue
 _PULL_POLL = 0.05  # seconds between basic.get polls while pull_data waits for a first message
@@ -149,7 +149,9 @@ class RabbitMQPlugin(DataStreamPlugin):
     """
 
     plugin_type = "datastream"
+    config_model = RabbitMQConfig
 
+    @validated_by(RabbitMQConfig)
     def __init__(
         self,
         host: str = "localhost",
@@ -189,8 +191,7 @@ class RabbitMQPlugin(DataStreamPlugin):
     # ------------------------------------------------------------------ lifecycle
 
     def initialize(self) -> None:
-        """Check the settings and connect this thread; ``PluginUnavailable`` within ``connect_timeout`` if down."""
-        self._validate()
+        """Connect this thread; ``PluginUnavailable`` within ``connect_timeout`` if down."""
         self._initialized = True
         session = self._session()
         try:
@@ -556,20 +557,6 @@ class RabbitMQPlugin(DataStreamPlugin):
             )
 
     # ------------------------------------------------------------------ connections
-
-    def _validate(self) -> None:
-        def bad(field: str, reason: str) -> PluginError:
-            return PluginError(f"RabbitMQPlugin: {field}: {reason}", plugin_type=self.plugin_type)
-
-        if self.queue_type not in _QUEUE_TYPES:
-            raise bad("queue_type", f"must be one of {', '.join(_QUEUE_TYPES)}, got {self.queue_type!r}")
-        if not isinstance(self.prefetch, int) or not 0 < self.prefetch <= 65535:
-            raise bad("prefetch", f"must be an integer in 1..65535, got {self.prefetch!r}")
-        for field in ("connect_timeout", "operation_timeout"):
-            if not getattr(self, field) > 0:
-                raise bad(field, f"must be > 0, got {getattr(self, field)!r}")
-        if not self.heartbeat >= 0 or not self.max_retries >= 0:
-            raise bad("heartbeat/max_retries", "must be >= 0")
 
     def _where(self) -> str:
         return f"amqp://{self.host}:{self.port}/{quote(self.virtual_host, safe='')}"
