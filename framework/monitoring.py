@@ -237,7 +237,7 @@ class ScoreChange:
         independent = max(len(z) // self.window, 2)  # upper 80 % bound of sigma from that many windows
         self.sigma_ = float(sigma * math.sqrt((independent - 1) / chi2.ppf(0.2, independent - 1)))
         self.h_ = _cusum_limit(CUSUM_K, self.arl_rows / self.block_)
-        self.statistic_ = self.peak_ = 0.0  # peak_: the largest S since the caller last reset it
+        self.statistic_ = 0.0
         self._pending = np.empty(0)
         return self
 
@@ -250,24 +250,27 @@ class ScoreChange:
 
     def update(self, scores: np.ndarray) -> list[int]:
         """Feed scores in stream order; returns the offsets (into ``scores``) of each signalled change."""
+        ends, _, signalled = self.path(scores)
+        return ends[signalled].tolist()
+
+    def path(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Feed scores in stream order; per completed block: its last row's offset into ``scores``, the
+        statistic ``S`` after it (before a restart) and whether it signalled."""
         scores = np.asarray(scores, dtype=float)
         carried = len(self._pending)
         values = np.concatenate([self._pending, np.where(np.isfinite(scores), scores, np.inf)])
         n_blocks = len(values) // self.block_
         self._pending = values[n_blocks * self.block_ :]
-        if not n_blocks:
-            return []
         z = self._normal_scores(values[: n_blocks * self.block_]).reshape(n_blocks, self.block_).mean(axis=1)
         u = (z - self.center_) / self.sigma_ - CUSUM_K
-        signals, s = [], self.statistic_
+        path, signalled, s = np.empty(n_blocks), np.zeros(n_blocks, dtype=bool), self.statistic_
         for j, step in enumerate(u):  # one step per block (window/20 rows), not per row
             s = max(0.0, s + step)
-            self.peak_ = max(self.peak_, s)
-            if s > self.h_:
-                signals.append((j + 1) * self.block_ - carried - 1)
+            path[j], signalled[j] = s, s > self.h_
+            if signalled[j]:
                 s = 0.0
         self.statistic_ = s
-        return signals
+        return np.arange(1, n_blocks + 1) * self.block_ - carried - 1, path, signalled
 
 
 def _cusum_limit(k: float, arl_blocks: float) -> float:
@@ -512,7 +515,7 @@ class StreamMonitor:
         self._warm: list[pd.DataFrame] = []  # warm-up rows (features + "__score", "__flag")
         self._window: list[pd.DataFrame] = []
         self._window_start = 0
-        self._score_signalled = False
+        self._score_path: list[np.ndarray] = []  # rows of (stream row, S, signalled) per CUSUM block
         self._recent: list[pd.DataFrame] = []
         if reference is not None:
             scores = reference_scores if reference_scores is not None else np.full(len(reference), np.nan)
@@ -569,7 +572,9 @@ class StreamMonitor:
         if not self.calibrated:
             self._warm_up(rows)
         else:
-            self._score_signalled |= bool(self.score_ and self.score_.update(rows["__score"].to_numpy()))
+            if self.score_ is not None:
+                ends, path, signalled = self.score_.path(rows["__score"].to_numpy())
+                self._score_path.append(np.column_stack([ends + self.rows_seen - len(rows), path, signalled]))
             self.forecast.update(predictions)
             self._window.append(rows)
             self._close_windows(update)
@@ -615,7 +620,10 @@ class StreamMonitor:
     def _stats(self, current: pd.DataFrame) -> WindowStats:
         assert self.drift_ is not None
         start, self._window_start = self._window_start, self._window_start + len(current)
-        signalled, self._score_signalled = self._score_signalled, False
+        blocks = np.concatenate([np.empty((0, 3)), *self._score_path])
+        inside = blocks[:, 0] < start + len(current)
+        self._score_path = [blocks[~inside]]
+        signalled, peak = bool(blocks[inside, 2].any()), float(blocks[inside, 1].max(initial=0.0))
         metrics = self.forecast.values() if self.kind == "forecast" else {}
         trigger = self.policy.on_metric
         return WindowStats(
@@ -625,17 +633,11 @@ class StreamMonitor:
             alarm_rate_limit=self.limit,
             features=tuple(self.drift_.check(current)),
             score_change=signalled,
-            score_statistic=self._score_peak(),
+            score_statistic=peak,
             score_threshold=self.score_.h_ if self.score_ else float("inf"),
             metrics=metrics,
             metric_breached=trigger is not None and self.forecast.breached(trigger),
         )
-
-    def _score_peak(self) -> float:
-        if self.score_ is None:
-            return 0.0
-        peak, self.score_.peak_ = self.score_.peak_, self.score_.statistic_
-        return peak
 
     def _keep_recent(self, normal: pd.DataFrame) -> None:
         keep = self.policy.window or self.policy.every_n_rows or 10 * self.window

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
+from scipy.signal import lfilter
 
-from framework.config import parse_yaml_model
+from framework.config import MetricTrigger, parse_yaml_model
 from framework.errors import ConfigError
-from framework.FaultDetection import FaultDetectionSpec
+from framework.FaultDetection import FaultDetectionExperiment, FaultDetectionSpec
+from framework.metrics import forecast_metrics
+from framework.monitoring import (
+    FeatureDrift,
+    FeatureResult,
+    ForecastTracker,
+    ScoreChange,
+    StreamMonitor,
+    WindowStats,
+    _cusum_limit,
+    decide,
+    drift_statistic,
+)
 from framework.TimeSeriesAnalysis import TimeSeriesSpec
 
 FULL = """\
@@ -59,3 +75,179 @@ def test_bad_monitoring_specs_name_line_and_field(model, edit, line, words):
     assert message.startswith(f"spec.yaml:{line}: "), message
     for word in words:
         assert word in message
+
+
+# -------------------------------------------------------------------------------- statistics and detectors
+def _ar(rng: np.random.Generator, n: int, p: int, phi: float = 0.9) -> pd.DataFrame:
+    shocks = rng.standard_normal((n, p)) * np.sqrt(1 - phi**2)
+    return pd.DataFrame(lfilter([1.0], [1.0, -phi], shocks, axis=0), columns=[f"x{i}" for i in range(p)])
+
+
+def test_statistics_match_scipy():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=300), rng.normal(0.3, 1.4, size=1700)
+    assert drift_statistic("wasserstein", x, y) == pytest.approx(stats.wasserstein_distance(x, y), rel=1e-12)
+    assert drift_statistic("ks", x, y) == pytest.approx(stats.ks_2samp(x, y).statistic, rel=1e-12)
+    assert drift_statistic("psi", y, y) == pytest.approx(0.0)
+    assert drift_statistic("psi", x + 1.0, y) > 0.1
+
+
+@pytest.mark.parametrize("method", ["wasserstein", "ks", "psi"])
+@pytest.mark.parametrize(("reference_rows", "window"), [(5000, 2000), (20000, 500), (20000, 2000)])
+def test_stationary_stream_raises_no_feature_drift(method, reference_rows, window):
+    rng = np.random.default_rng(1)
+    detector = FeatureDrift(method, window).fit(_ar(rng, reference_rows, 8))
+    live = _ar(rng, 40 * window, 8)
+    results = [detector.check(live.iloc[start : start + window]) for start in range(0, len(live), window)]
+    assert [len(r) for r in results] == [8] * 40
+    false_windows = sum(any(r.drifted for r in window_results) for window_results in results)
+    assert false_windows <= (2 if method == "psi" else 1)  # PSI measured looser: 2 of these 40 windows at 20k/2000
+
+
+def test_a_mean_shift_drifts_the_shifted_feature_only():
+    rng = np.random.default_rng(2)
+    detector = FeatureDrift("wasserstein", 2000).fit(_ar(rng, 20000, 8))
+    live = _ar(rng, 2000, 8)
+    live["x3"] += 1.0
+    assert [r.feature for r in detector.check(live) if r.drifted] == ["x3"]
+
+
+def test_score_change_catches_a_correlation_change_the_features_miss():
+    from bench.drift import CHANGE_AT, FD_SPEC, WINDOW, sensor_stream
+
+    reference = sensor_stream("none", 20000, seed=1)
+    model = FaultDetectionExperiment(FD_SPEC).fit(reference)
+    monitor = StreamMonitor.for_model("corr", model, reference=reference)
+    stream = sensor_stream("correlation", CHANGE_AT + 3 * WINDOW, seed=2)
+    assert stream.iloc[CHANGE_AT:].std().div(stream.iloc[:CHANGE_AT].std()).between(0.85, 1.15).all()
+    predictions = model.predict(stream)
+    windows = monitor.observe(stream, predictions).windows
+    again = StreamMonitor.for_model("corr", model, reference=reference)
+    cuts = [again.observe(stream.iloc[i : i + 137], predictions.iloc[i : i + 137]) for i in range(0, len(stream), 137)]
+    assert [w for update in cuts for w in update.windows] == windows  # the batching changes nothing
+    assert not any(w.drift for w in windows if w.end_row <= CHANGE_AT)
+    changed = [w for w in windows if w.end_row > CHANGE_AT]
+    assert changed[0].score_change or changed[1].score_change  # within 2 windows
+    assert not any(w.drifted_features for w in changed)
+
+
+def test_cusum_limit_follows_the_wanted_run_length():
+    assert _cusum_limit(0.5, 20_000) > _cusum_limit(0.5, 1_000) > 0
+    rng = np.random.default_rng(3)
+    change = ScoreChange(window=400, arl_rows=200_000).fit(rng.standard_normal(8000) ** 2)
+    assert len(change.update(rng.standard_normal(100_000) ** 2)) <= 1
+    assert change.update(4 * rng.standard_normal(2000) ** 2)  # scores four times larger
+
+
+def test_forecast_tracker_matches_the_metric_vocabulary():
+    rng = np.random.default_rng(4)
+    actual, forecast = rng.normal(10, 1, 800), rng.normal(10, 1, 800)
+    frame = pd.DataFrame({"actual": actual, "forecast": forecast, "lower": forecast - 1, "upper": forecast + 1})
+    tracker = ForecastTracker(rows=500, scale=0.8)
+    for start in range(0, 800, 130):
+        tracker.update(frame.iloc[start : start + 130])
+    expected = forecast_metrics(actual[-500:], forecast[-500:], forecast[-500:] - 1, forecast[-500:] + 1, 0.8)
+    assert tracker.values() == pytest.approx({"mase": expected["mase"], "coverage": expected["coverage"]})
+    above = MetricTrigger(metric="mase", above=expected["mase"] * 0.9, over_rows=500)
+    assert tracker.breached(above)
+    assert not tracker.breached(MetricTrigger(metric="coverage", below=expected["coverage"] * 0.9, over_rows=500))
+    tracker.reset()
+    assert not tracker.breached(above)
+
+
+# ---------------------------------------------------------------------------------------------- the policy
+def _stats(alarm_rate: float, drift: bool = True, breached: bool = False) -> WindowStats:
+    feature = FeatureResult("x3", 0.9 if drift else 0.1, 0.5)
+    return WindowStats(0, 2000, alarm_rate, 0.02, (feature,), metrics={"mase": 1.5}, metric_breached=breached)
+
+
+def _decide(spec, stats: WindowStats, rows_since_retrain: int = 50_000, previous: str = "normal"):
+    kind = spec.monitoring_kind
+    return decide(
+        "pump",
+        stats,
+        kind=kind,
+        policy=spec.retrain,
+        monitoring=spec.monitoring,
+        rows_since_retrain=rows_since_retrain,
+        previous=previous,
+    )
+
+
+def test_drift_during_an_alarm_episode_is_a_fault_never_retrained_on():
+    spec = FaultDetectionSpec(retrain={"on_drift": True})
+    decision = _decide(spec, _stats(alarm_rate=0.30))
+    assert (decision.kind, decision.retrain) == ("fault", False)
+    [event] = decision.events
+    assert event["kind"] == "fault" and event["features"] == ["x3"] and event["thresholds"] == {"x3": 0.5}
+    assert event["statistic"] == "wasserstein" and event["window"] == {"start_row": 0, "end_row": 2000, "rows": 2000}
+    assert "never retrained" in event["action"]
+    assert _decide(spec, _stats(alarm_rate=0.30), previous="fault").events == []  # one event per episode
+
+
+def test_benign_drift_retrains_only_with_on_drift_and_after_the_cooldown():
+    calm = _stats(alarm_rate=0.01)
+    off = _decide(FaultDetectionSpec(), calm)
+    assert (off.kind, off.retrain, off.events[0]["action"]) == ("drift", False, "none: retrain.on_drift is off")
+    on = FaultDetectionSpec(retrain={"on_drift": True, "cooldown_rows": 10_000})
+    assert _decide(on, calm).retrain and _decide(on, calm).events[0]["action"] == "retrain"
+    cooling = _decide(on, calm, rows_since_retrain=4000)
+    assert not cooling.retrain and cooling.events[0]["action"] == "none: cooldown, 6000 rows left"
+    assert _decide(TimeSeriesSpec(), calm).retrain  # forecasting: on_drift defaults to on
+    assert _decide(TimeSeriesSpec(), _stats(alarm_rate=0.30)).kind == "drift"  # no fault rule for forecasts
+
+
+def test_a_metric_past_its_bound_retrains_under_the_same_cooldown():
+    spec = TimeSeriesSpec(retrain={"on_drift": False, "on_metric": {"metric": "mase", "above": 1.2}})
+    quiet = _stats(alarm_rate=0.0, drift=False, breached=True)
+    decision = _decide(spec, quiet)
+    assert decision.retrain and decision.reason == "on_metric"
+    assert decision.events[0] | {"window": None} == {
+        "experiment": "pump",
+        "kind": "metric",
+        "features": [],
+        "statistic": "mase",
+        "values": {"mase": 1.5},
+        "thresholds": {"mase": 1.2},
+        "over_rows": 500,
+        "window": None,
+        "action": "retrain",
+    }
+    assert not _decide(spec, quiet, rows_since_retrain=100).retrain
+
+
+def test_monitor_retrains_once_on_benign_drift_and_never_on_a_fault():
+    rng = np.random.default_rng(5)
+    spec = FaultDetectionSpec(
+        retrain={"on_drift": True, "cooldown_rows": 2500, "window": 2500}, monitoring={"window": 1000}
+    )
+    reference = _ar(rng, 8000, 4)
+    shifted = _ar(rng, 3000, 4).assign(x0=lambda df: df["x0"] + 1.5)  # a new operating point, no alarms
+    stream = pd.concat([_ar(rng, 3000, 4), shifted], ignore_index=True)
+    score = stream.abs().sum(axis=1)
+    calm = pd.DataFrame({"score": score, "is_anomaly": False})
+    monitor = StreamMonitor(
+        "pump",
+        spec,
+        features=list(stream.columns),
+        target_alarm_rate=0.01,
+        reference=reference,
+        reference_scores=reference.abs().sum(axis=1).to_numpy(),
+    )
+    updates = [monitor.observe(stream.iloc[i : i + 500], calm.iloc[i : i + 500]) for i in range(0, len(stream), 500)]
+    retrains = [u for u in updates if u.retrain_rows is not None]
+    assert len(retrains) == 1 and retrains[0].retrain_reason == "retrain" and len(retrains[0].retrain_rows) == 2500
+    assert [e["kind"] for u in updates for e in u.events] == ["drift"]
+
+    faulty = StreamMonitor(
+        "pump",
+        spec,
+        features=list(stream.columns),
+        target_alarm_rate=0.01,
+        reference=reference,
+        reference_scores=reference.abs().sum(axis=1).to_numpy(),
+    )
+    alarms = calm.assign(is_anomaly=np.arange(len(stream)) >= 3000)
+    updates = [faulty.observe(stream.iloc[i : i + 500], alarms.iloc[i : i + 500]) for i in range(0, len(stream), 500)]
+    assert all(u.retrain_rows is None for u in updates)
+    assert [e["kind"] for u in updates for e in u.events] == ["fault"]
