@@ -222,32 +222,26 @@ def test_monitor_retrains_once_on_benign_drift_and_never_on_a_fault():
         retrain={"on_drift": True, "cooldown_rows": 2500, "window": 2500}, monitoring={"window": 1000}
     )
     reference = _ar(rng, 8000, 4)
-    shifted = _ar(rng, 3000, 4).assign(x0=lambda df: df["x0"] + 1.5)  # a new operating point, no alarms
+    shifted = _ar(rng, 3000, 4).assign(x0=lambda df: df["x0"] + 1.5)  # a new operating point
     stream = pd.concat([_ar(rng, 3000, 4), shifted], ignore_index=True)
-    score = stream.abs().sum(axis=1)
-    calm = pd.DataFrame({"score": score, "is_anomaly": False})
-    monitor = StreamMonitor(
-        "pump",
-        spec,
-        features=list(stream.columns),
-        target_alarm_rate=0.01,
-        reference=reference,
-        reference_scores=reference.abs().sum(axis=1).to_numpy(),
-    )
-    updates = [monitor.observe(stream.iloc[i : i + 500], calm.iloc[i : i + 500]) for i in range(0, len(stream), 500)]
+    calm = pd.DataFrame({"score": stream.abs().sum(axis=1), "is_anomaly": False})
+
+    def run(predictions: pd.DataFrame) -> list:
+        monitor = StreamMonitor(
+            "pump",
+            spec,
+            features=list(stream.columns),
+            target_alarm_rate=0.01,
+            reference=reference,
+            reference_scores=reference.abs().sum(axis=1).to_numpy(),
+        )
+        return [monitor.observe(stream.iloc[i : i + 500], predictions.iloc[i : i + 500]) for i in range(0, 6000, 500)]
+
+    updates = run(calm)  # no alarms: benign
     retrains = [u for u in updates if u.retrain_rows is not None]
     assert len(retrains) == 1 and retrains[0].retrain_reason == "retrain" and len(retrains[0].retrain_rows) == 2500
     assert [e["kind"] for u in updates for e in u.events] == ["drift"]
 
-    faulty = StreamMonitor(
-        "pump",
-        spec,
-        features=list(stream.columns),
-        target_alarm_rate=0.01,
-        reference=reference,
-        reference_scores=reference.abs().sum(axis=1).to_numpy(),
-    )
-    alarms = calm.assign(is_anomaly=np.arange(len(stream)) >= 3000)
-    updates = [faulty.observe(stream.iloc[i : i + 500], alarms.iloc[i : i + 500]) for i in range(0, len(stream), 500)]
+    updates = run(calm.assign(is_anomaly=np.arange(len(stream)) >= 3000))  # the same change, alarming: a fault
     assert all(u.retrain_rows is None for u in updates)
     assert [e["kind"] for u in updates for e in u.events] == ["fault"]
