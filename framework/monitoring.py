@@ -347,6 +347,18 @@ class WindowStats:
     metrics: dict[str, float] = field(default_factory=dict)
     metric_breached: bool = False
 
+    def to_metrics(self) -> dict[str, float]:
+        """Flat metrics for the monitoring run (logged at step ``end_row``): rows, alarm rate, each feature's
+        statistic over its threshold (above 1 is drift), the score CUSUM over its limit, MASE and coverage."""
+        metrics = {
+            "rows": float(self.end_row - self.start_row),
+            "alarm_rate": self.alarm_rate,
+            "drift_features": float(len(self.drifted_features)),
+            "score_cusum_ratio": self.score_statistic / self.score_threshold if self.score_threshold else 0.0,
+        }
+        metrics |= {f"drift_ratio.{r.feature}": r.statistic / r.threshold for r in self.features if r.threshold > 0}
+        return metrics | {k: v for k, v in self.metrics.items() if np.isfinite(v)}
+
     @property
     def drifted_features(self) -> list[FeatureResult]:
         return [r for r in self.features if r.drifted]

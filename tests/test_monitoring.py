@@ -245,3 +245,37 @@ def test_monitor_retrains_once_on_benign_drift_and_never_on_a_fault():
     updates = run(calm.assign(is_anomaly=np.arange(len(stream)) >= 3000))  # the same change, alarming: a fault
     assert all(u.retrain_rows is None for u in updates)
     assert [e["kind"] for u in updates for e in u.events] == ["fault"]
+
+
+def test_window_metrics_are_flat_numbers_for_the_monitoring_run():
+    stats = _stats(alarm_rate=0.01)
+    assert stats.to_metrics() == {
+        "rows": 2000.0,
+        "alarm_rate": 0.01,
+        "drift_features": 1.0,
+        "score_cusum_ratio": 0.0,
+        "drift_ratio.x3": pytest.approx(1.8),
+        "mase": 1.5,
+    }
+
+
+def test_both_experiment_types_take_the_sections_and_track_them_as_params():
+    from framework.TimeSeriesAnalysis import TimeSeriesExperiment
+
+    fd = FaultDetectionExperiment({"monitoring": {"window": 500, "drift": {"method": "ks"}}})
+    ts = TimeSeriesExperiment({"retrain": {"on_metric": {"metric": "coverage", "below": 0.8, "over_rows": 200}}})
+    assert fd.params()["monitoring.drift.method"] == "ks" and fd.params()["retrain.on_drift"] is False
+    assert ts.params()["retrain.on_metric.below"] == 0.8 and ts.params()["retrain.on_drift"] is True
+
+
+def test_bench_smoke_hub_beats_the_peers_on_a_short_mean_shift():
+    from bench.drift import CHANGE_AT, FD_SPEC, WINDOW, hub, ks_peer, periodic_peer, sensor_stream
+
+    reference = sensor_stream("none", 10_000, seed=1)
+    model = FaultDetectionExperiment(FD_SPEC).fit(reference)
+    stream = sensor_stream("mean", CHANGE_AT + 2 * WINDOW, seed=2)
+    ours, _ = hub(model, reference, stream, CHANGE_AT)
+    ks = ks_peer(reference, stream, CHANGE_AT, WINDOW)
+    assert ours.false_events == 0 and ours.delay <= 2 * WINDOW
+    periodic = periodic_peer(len(stream), CHANGE_AT)  # its next retrain is at row 20000, after this stream
+    assert ks.false_events > ours.false_events and (np.isnan(periodic.delay) or periodic.delay > ours.delay)
