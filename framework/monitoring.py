@@ -255,10 +255,12 @@ class ScoreChange:
 
     def path(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feed scores in stream order; per completed block: its last row's offset into ``scores``, the
-        statistic ``S`` after it (before a restart) and whether it signalled."""
+        statistic ``S`` after it (before a restart) and whether it signalled. Rows without a score (a forecast
+        row with no actual yet) are skipped."""
         scores = np.asarray(scores, dtype=float)
+        rows = np.flatnonzero(np.isfinite(scores))
         carried = len(self._pending)
-        values = np.concatenate([self._pending, np.where(np.isfinite(scores), scores, np.inf)])
+        values = np.concatenate([self._pending, scores[rows]])
         n_blocks = len(values) // self.block_
         self._pending = values[n_blocks * self.block_ :]
         z = self._normal_scores(values[: n_blocks * self.block_]).reshape(n_blocks, self.block_).mean(axis=1)
@@ -270,7 +272,7 @@ class ScoreChange:
             if signalled[j]:
                 s = 0.0
         self.statistic_ = s
-        return np.arange(1, n_blocks + 1) * self.block_ - carried - 1, path, signalled
+        return rows[np.arange(1, n_blocks + 1) * self.block_ - carried - 1], path, signalled
 
 
 def _cusum_limit(k: float, arl_blocks: float) -> float:

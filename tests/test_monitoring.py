@@ -279,3 +279,14 @@ def test_bench_smoke_hub_beats_the_peers_on_a_short_mean_shift():
     assert ours.false_events == 0 and ours.delay <= 2 * WINDOW
     periodic = periodic_peer(len(stream), CHANGE_AT)  # its next retrain is at row 20000, after this stream
     assert ks.false_events > ours.false_events and (np.isnan(periodic.delay) or periodic.delay > ours.delay)
+
+
+def test_rows_without_a_score_are_skipped_not_taken_as_strange():
+    rng = np.random.default_rng(6)
+    change = ScoreChange(window=400).fit(rng.standard_normal(4000) ** 2)
+    scores = rng.standard_normal(20_000) ** 2
+    scores[::3] = np.nan  # forecasts whose actuals have not arrived
+    assert change.update(scores) == []
+    larger = np.r_[np.nan, 9 * rng.standard_normal(999) ** 2]
+    signals = change.update(larger)
+    assert signals and all(np.isfinite(larger[i]) for i in signals)  # offsets name real rows
