@@ -290,3 +290,32 @@ def test_rows_without_a_score_are_skipped_not_taken_as_strange():
     larger = np.r_[np.nan, 9 * rng.standard_normal(999) ** 2]
     signals = change.update(larger)
     assert signals and all(np.isfinite(larger[i]) for i in signals)  # offsets name real rows
+
+
+def test_forecast_monitor_retrains_on_its_metric_with_a_real_forecaster():
+    from bench.drift import CHANGE_AT, hourly_stream
+    from framework.TimeSeriesAnalysis import TimeSeriesExperiment
+
+    train = hourly_stream(3000, seed=3, change=False)
+    spec = {
+        "model": {"name": "seasonal_naive"},
+        "seasonal_period": 24,
+        "monitoring": {"window": 1000},
+        "retrain": {
+            "on_drift": False,
+            "cooldown_rows": 0,
+            "on_metric": {"metric": "mase", "above": 1.5, "over_rows": 200},
+        },
+    }
+    model = TimeSeriesExperiment(spec).fit(train)
+    monitor = StreamMonitor.for_model("hourly", model, reference=train)
+    live = hourly_stream(CHANGE_AT + 2000, seed=4, change=False, start=3000)
+    noisier = np.random.default_rng(7).normal(0, 1.0, len(live)) * (np.arange(len(live)) >= CHANGE_AT)
+    live["value"] += noisier  # a noisier sensor: the forecasts stay right on average, their errors double
+    predictions = model.predict(live)
+    updates = [monitor.observe(live.iloc[i : i + 250], predictions.iloc[i : i + 250]) for i in range(0, len(live), 250)]
+    windows = [w for u in updates for w in u.windows]
+    assert all(w.metrics["mase"] < 1.5 for w in windows if w.end_row <= CHANGE_AT)
+    assert [u.retrain_reason for u in updates if u.retrain_rows is not None][:1] == ["on_metric"]
+    [first] = [e for u in updates for e in u.events if e["kind"] == "metric"][:1]
+    assert first["window"]["end_row"] > CHANGE_AT and first["values"]["mase"] > 1.5
