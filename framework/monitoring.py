@@ -13,7 +13,8 @@ Three detectors, each calibrated on the reference (the data of the model in serv
   for forecasts), mapped to normal quantiles of the reference scores and averaged over blocks of rows. Its
   block variance and its decision limit come from the reference (Siegmund's ARL approximation), so a correlation
   change that no single feature shows still raises it.
-- ``ForecastTracker``: rolling MASE and interval coverage over the last ``over_rows`` rows that brought actuals.
+- ``ForecastTracker``: rolling MASE and interval coverage over the last ``over_rows`` rows that brought actuals,
+  checked against ``on_metric`` at each window's end.
 
 ``decide`` is the retrain rule (README, "Retraining on drift"): in fault detection, drift while the alarm rate is
 above its limit is a *fault* (reported, never retrained on); drift with the alarm rate inside it is *benign* and
