@@ -319,3 +319,17 @@ def test_forecast_monitor_retrains_on_its_metric_with_a_real_forecaster():
     assert [u.retrain_reason for u in updates if u.retrain_rows is not None][:1] == ["on_metric"]
     [first] = [e for u in updates for e in u.events if e["kind"] == "metric"][:1]
     assert first["window"]["end_row"] > CHANGE_AT and first["values"]["mase"] > 1.5
+
+
+def test_without_a_reference_the_monitor_calibrates_on_its_first_windows():
+    rng = np.random.default_rng(8)
+    spec = FaultDetectionSpec(monitoring={"window": 500})
+    stream = pd.concat([_ar(rng, 5000, 3), _ar(rng, 1000, 3).assign(x1=lambda df: df["x1"] + 2.0)], ignore_index=True)
+    predictions = pd.DataFrame({"score": stream.abs().sum(axis=1), "is_anomaly": False})
+    monitor = StreamMonitor("warm", spec, features=list(stream.columns), reference_windows=4)
+    windows = [
+        w for i in range(0, 6000, 250) for w in monitor.observe(stream[i : i + 250], predictions[i : i + 250]).windows
+    ]
+    assert monitor.calibrated and windows[0].start_row == 2000  # the first 4 windows were the reference
+    assert [w.end_row for w in windows if w.drift] == [5500, 6000]
+    assert [r.feature for r in windows[-1].drifted_features] == ["x1"]
