@@ -82,6 +82,7 @@ class AnomalySettings(BaseModel):
 class TimeSeriesSpec(ExperimentSpec):
     """Spec of a ``TimeSeriesExperiment``; unknown keys are refused."""
 
+    monitoring_kind = "forecast"  # retrain.on_drift defaults to on; retrain.on_metric allowed (framework.config)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="auto"))
     timestamp: str = "timestamp"
     target: str = "value"
