@@ -21,6 +21,8 @@ BENCHES = [
     "stream_transport",
     "stream_throughput",
     "jobs",
+    "drift",
+    "dashboard",
 ]
 
 

@@ -2,7 +2,11 @@
 
 Names, tags, reads and writes; no training logic (that is ``training.py``) and no job logic (``jobs.py``).
 
-- a hub experiment is an MLOps experiment tagged ``experimenthub.type`` and ``experimenthub.spec`` (JSON);
+- a hub experiment is an MLOps experiment tagged ``experimenthub.type``, ``experimenthub.spec`` (JSON) and
+  ``experimenthub.incarnation`` (a fresh id per creation). Only experiments with these tags are the hub's: the hub
+  never adopts, changes or deletes any other experiment or registered model;
+- each model version is tagged with the incarnation that made it; a version of another incarnation (a job that
+  outlived a delete) is never registered, promoted or served under a new experiment of the same name;
 - each training is a run tagged ``experimenthub.kind=train`` holding params, metrics, figures, the dataset
   snapshot (``data/train.parquet``) and the model; each model is a version of the registered model named
   after the experiment, and the alias ``champion`` marks the one in service;
@@ -17,6 +21,7 @@ import json
 import logging
 import re
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +30,14 @@ from typing import Any
 import pandas as pd
 from pyarrow import ArrowException as ArrowError
 
-from framework.errors import ConflictError, DataValidationError, ExperimentNotFound, HubError, PluginUnavailable
+from framework.errors import (
+    ConflictError,
+    DataValidationError,
+    ExperimentNotFound,
+    HubError,
+    PluginUnavailable,
+    redact,
+)
 from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
@@ -41,7 +53,11 @@ TAG_JOB = "experimenthub.job_id"
 TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
 TAG_VALIDATION = "experimenthub.validation"
+TAG_INCARNATION = "experimenthub.incarnation"
+TAG_ERROR = "experimenthub.error"  # why a training run FAILED, so any process can report it
 TAG_RUN_NAME = "mlflow.runName"
+TAG_FIGURES = "experimenthub.figures"
+MONITOR_UPDATED = "updated_ms"  # monitoring-run metric: when the interval ended (epoch ms)
 TRAIN_DATA = "data/train.parquet"
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DATASET = "data/dataset.parquet"
@@ -55,6 +71,7 @@ class ExperimentInfo:
     type: str
     spec: dict[str, Any]
     champion: int | None = None
+    incarnation: str | None = None  # None only for experiments made before incarnations existed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,10 +105,20 @@ class ExperimentStore:
             if info.spec != spec:
                 self.mlops.set_experiment_tags(name, {TAG_SPEC: json.dumps(spec, sort_keys=True)})
             return self.get(name)
-        self.mlops.create_experiment(name, tags={TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec, sort_keys=True)})
-        if existing is not None:  # an MLflow experiment of that name existed without hub tags: adopt it
-            self.mlops.set_experiment_tags(name, {TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec)})
-        return ExperimentInfo(name, experiment_type, spec)
+        if existing is not None:
+            raise ConflictError(
+                f"an MLflow experiment named {name!r} already exists and was not created by the hub; "
+                "the hub does not adopt (or later delete) experiments it does not own: choose another name"
+            )
+        if self.mlops.list_versions(name):
+            raise ConflictError(
+                f"a registered model named {name!r} already exists and was not created by the hub; "
+                "the hub does not adopt (or later delete) models it does not own: choose another name"
+            )
+        incarnation = uuid.uuid4().hex
+        tags = {TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec, sort_keys=True), TAG_INCARNATION: incarnation}
+        self.mlops.create_experiment(name, tags=tags)
+        return ExperimentInfo(name, experiment_type, spec, incarnation=incarnation)
 
     def get(self, name: str) -> ExperimentInfo:
         found = self.mlops.get_experiment(name)
@@ -102,24 +129,63 @@ class ExperimentStore:
     def list(self) -> list[ExperimentInfo]:
         return [self._info(e) for e in self.mlops.list_experiments(tag=TAG_TYPE)]
 
-    def delete(self, name: str) -> None:
-        self.get(name)
+    def delete(self, name: str) -> ExperimentInfo:
+        """Delete a hub experiment and its model (never an experiment the hub does not own); return what it was."""
+        info = self.get(name)
         self.mlops.delete_experiment(name)
+        return info
+
+    def incarnation(self, name: str) -> str | None:
+        """The incarnation id of the hub experiment ``name`` (``ExperimentNotFound`` once it is deleted)."""
+        return self.get(name).incarnation
+
+    def check_incarnation(self, name: str, incarnation: str | None, action: str) -> None:
+        """Refuse ``action`` for work started for another incarnation of ``name`` (deleted, maybe re-created)."""
+        try:
+            current = self.incarnation(name)
+        except ExperimentNotFound:
+            raise ExperimentNotFound(f"experiment {name!r} was deleted; not going to {action}") from None
+        if incarnation is not None and current != incarnation:
+            raise ConflictError(
+                f"experiment {name!r} was deleted and created again since this work started; not going to {action}"
+            )
 
     def _info(self, record: dict[str, Any]) -> ExperimentInfo:
         tags = record["tags"]
         champion = self.mlops.get_alias(record["name"], CHAMPION)
         return ExperimentInfo(
-            record["name"], tags[TAG_TYPE], json.loads(tags.get(TAG_SPEC, "{}")), champion.version if champion else None
+            record["name"],
+            tags[TAG_TYPE],
+            json.loads(tags.get(TAG_SPEC, "{}")),
+            champion.version if champion else None,
+            tags.get(TAG_INCARNATION),
         )
 
     # training runs -----------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def training_run(self, name: str, *, kind: str = "train", job_id: str | None = None) -> Iterator[str]:
-        """One training run (FINISHED, or FAILED if the body raises) tagged as a training and with its job id."""
-        tags = {TAG_KIND: "train", **({TAG_JOB: job_id} if job_id else {})}
+    def training_run(
+        self, name: str, *, kind: str = "train", job_id: str | None = None, incarnation: str | None = None
+    ) -> Iterator[str]:
+        """One training run (FINISHED, or FAILED if the body raises) tagged as a training, with its job id and the
+        experiment's incarnation."""
+        tags = {
+            TAG_KIND: "train",
+            **({TAG_JOB: job_id} if job_id else {}),
+            **({TAG_INCARNATION: incarnation} if incarnation else {}),
+        }
         with self.mlops.run(name, run_name=f"{name} {kind}", tags=tags) as run_id:
-            yield run_id
+            try:
+                yield run_id
+            except Exception as exc:
+                self._tag_error(run_id, exc)
+                raise
+
+    def _tag_error(self, run_id: str, exc: Exception) -> None:
+        """Record why the run failed (redacted, short); a store that cannot take the tag does not hide ``exc``."""
+        try:
+            self.mlops.set_tags(run_id, {TAG_ERROR: redact(f"{type(exc).__name__}: {exc}")[:500]})
+        except Exception as tag_exc:
+            log.warning("could not record the error of run %s: %s", run_id, redact(str(tag_exc)))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         self.mlops.log_params(run_id, params)
@@ -134,12 +200,19 @@ class ExperimentStore:
     def save_training_data(self, run_id: str, data: pd.DataFrame) -> None:
         self._log_frame(run_id, data, TRAIN_DATA)
 
-    def register_model(self, name: str, run_id: str, model: Experiment) -> int:
-        """Log ``model`` with the run and register it as a new version of ``name``; return the version number."""
-        return self.mlops.register_model(name, self.mlops.log_model(run_id, model), run_id=run_id).version
+    def register_model(self, name: str, run_id: str, model: Experiment, incarnation: str | None = None) -> int:
+        """Log ``model`` with the run and register it as a new version of ``name`` tagged with ``incarnation``;
+        return the version number."""
+        uri = self.mlops.log_model(run_id, model)
+        self.check_incarnation(name, incarnation, "register a model version")  # the last moment before it counts
+        tags = {TAG_INCARNATION: incarnation} if incarnation else None
+        return self.mlops.register_model(name, uri, run_id=run_id, tags=tags).version
 
-    def record_outcome(self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str) -> None:
-        """Tag the run with the version it made, whether it was promoted and why (the validation's reason)."""
+    def record_outcome(
+        self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str, figures: list[str]
+    ) -> None:
+        """Tag the run with the version it made, whether it was promoted and why (the validation's reason), and
+        the names of its figures."""
         self.mlops.set_tags(
             run_id,
             {
@@ -147,6 +220,7 @@ class ExperimentStore:
                 TAG_PROMOTED: str(promoted).lower(),
                 TAG_VALIDATION: reason[:500],
                 TAG_RUN_NAME: f"{name} {kind} v{version}",
+                TAG_FIGURES: ",".join(figures)[:500],
             },
         )
 
@@ -207,6 +281,7 @@ class ExperimentStore:
             "version": run.tags.get(TAG_VERSION),
             "promoted": run.tags.get(TAG_PROMOTED) == "true",
             "started": run.start_time,
+            "error": run.tags.get(TAG_ERROR),
         }
 
     def training_runs(self, name: str, limit: int = 20) -> list[RunRecord]:
@@ -234,6 +309,13 @@ class ExperimentStore:
             self._log_frame(run_id, data, DATASET)
         return run_id
 
+    def drop_dataset(self, run_id: str) -> None:
+        """Delete a dataset run that no job will read (its submission failed); never raises."""
+        try:
+            self.mlops.delete_run(run_id)
+        except (HubError, NotImplementedError) as exc:
+            log.warning("could not delete the unused dataset run %s: %s", run_id, redact(str(exc)))
+
     def load_dataset(self, run_id: str) -> pd.DataFrame:
         return self._read_frame(run_id, DATASET)
 
@@ -242,8 +324,10 @@ class ExperimentStore:
             path = Path(tmp) / Path(artifact).name
             try:
                 data.to_parquet(path, index=False)
-            except (ValueError, TypeError, UnicodeError, ArrowError) as exc:  # mixed types, unencodable text
-                raise DataValidationError(f"cannot store the data as Parquet: {exc}", field="data") from None
+            except (ValueError, TypeError, UnicodeError, ArrowError):  # mixed types, unencodable text
+                raise DataValidationError(
+                    "a column mixes numbers and text; give each column one type", field="data"
+                ) from None
             self.mlops.log_artifact(run_id, path, str(Path(artifact).parent))
 
     def _read_frame(self, run_id: str, artifact: str) -> pd.DataFrame:
@@ -256,30 +340,100 @@ class ExperimentStore:
         return self.mlops.list_versions(name)
 
     def resolve_version(self, name: str, version: int | None = None, alias: str | None = None) -> ModelVersion:
-        """The version asked for; by default the champion, else the newest version."""
+        """The version asked for; by default the champion, else the newest version. Only versions made by the
+        current incarnation of ``name`` are served (see the module's docstring)."""
+        if version is not None and alias is not None:
+            raise DataValidationError("give a version or an alias, not both", field="alias")
+        incarnation = self.incarnation(name)  # an unknown experiment says so
         if version is not None:
             found = next((v for v in self.mlops.list_versions(name) if v.version == int(version)), None)
             if found is None:
-                self.get(name)
                 raise ExperimentNotFound(f"experiment {name!r} has no model version {version}")
-            return found
+            return self._owned(name, found, incarnation)
         if alias is not None:
             found = self.mlops.get_alias(name, alias)
             if found is None:
                 raise ExperimentNotFound(f"experiment {name!r} has no model with alias {alias!r}")
-            return found
+            return self._owned(name, found, incarnation)
         champion = self.mlops.get_alias(name, CHAMPION)
-        if champion is not None:
+        if champion is not None and self.made_by(champion, incarnation):
             return champion
-        versions = self.mlops.list_versions(name)
+        versions = [v for v in self.mlops.list_versions(name) if self.made_by(v, incarnation)]
         if not versions:
-            self.get(name)  # an unknown experiment says so
             raise ExperimentNotFound(f"experiment {name!r} has no trained model yet; train it first")
         log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
         return versions[0]
 
+    @staticmethod
+    def made_by(version: ModelVersion, incarnation: str | None) -> bool:
+        """Whether ``version`` was made by ``incarnation`` (any version, for an experiment older than incarnations)."""
+        return incarnation is None or version.tags.get(TAG_INCARNATION) == incarnation
+
+    def _owned(self, name: str, version: ModelVersion, incarnation: str | None) -> ModelVersion:
+        if not self.made_by(version, incarnation):
+            raise ConflictError(
+                f"model version {version.version} of {name!r} was made for a deleted experiment of the same name; "
+                "it is not served or promoted"
+            )
+        return version
+
+    def version_details(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` versions with what their training runs recorded: validation verdict and reason,
+        validation metrics, figure names, and whether the version is the champion."""
+        champion = self.champion(name)
+        rows = []
+        for version in self.versions(name)[:limit]:
+            run = self.mlops.get_run(version.run_id) if version.run_id else None
+            tags = run.tags if run is not None else {}
+            metrics = run.metrics if run is not None else {}
+            rows.append(
+                {
+                    "version": version.version,
+                    "created": version.created,
+                    "run_id": version.run_id,
+                    "champion": champion is not None and champion.version == version.version,
+                    "promoted": tags.get(TAG_PROMOTED) == "true",
+                    "reason": tags.get(TAG_VALIDATION, ""),
+                    "metrics": {
+                        k.removeprefix("validation."): v for k, v in metrics.items() if k.startswith("validation.")
+                    },
+                    "figures": [f for f in tags.get(TAG_FIGURES, "").split(",") if f],
+                }
+            )
+        return rows
+
+    def latest_monitoring(self, name: str) -> dict[str, Any] | None:
+        """The newest interval any scorer of ``name`` logged to its monitoring run: rows, rate, alarm rate,
+        dead letters, lag, served version, and ``updated`` (epoch ms of that interval), or None."""
+        runs = self.mlops.search_runs(
+            name,
+            filter_string=f"tags.`{TAG_KIND}` = 'monitoring'",
+            max_results=10,
+            order_by=["attributes.start_time DESC"],
+        )
+        latest = max(runs, key=lambda run: run.metrics.get(MONITOR_UPDATED, 0.0), default=None)
+        if latest is None or MONITOR_UPDATED not in latest.metrics:
+            return None
+        metrics = latest.metrics
+        return {
+            "rows": metrics.get("rows"),
+            "rate": metrics.get("rate"),
+            "alarm_rate": metrics.get("alarm_rate"),
+            "dead_letters": metrics.get("dead_letters"),
+            "lag": metrics.get("lag"),
+            "served_version": int(metrics["served_version"]) if "served_version" in metrics else None,
+            "updated": int(metrics[MONITOR_UPDATED]),
+            "run_id": latest.run_id,
+        }
+
     def champion(self, name: str) -> ModelVersion | None:
         return self.mlops.get_alias(name, CHAMPION)
+
+    def validation_reason(self, version: ModelVersion) -> str:
+        """Why the champion gate passed or refused ``version`` (from its training run), or "" when unknown."""
+        if version.run_id is None:
+            return ""
+        return self.mlops.get_run(version.run_id).tags.get(TAG_VALIDATION, "")
 
     def set_champion(self, name: str, version: int) -> None:
         """Point ``champion`` at a version known to exist (``promote`` checks it first)."""

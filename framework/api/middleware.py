@@ -12,9 +12,10 @@ import traceback
 from collections.abc import Collection
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from framework.api.dashboard import CSRF_HEADER, SESSION_COOKIE, SessionSigner
 from framework.api.errors import GENERIC_500, ApiError, error_response
 from framework.errors import redact
 
@@ -73,20 +74,56 @@ def has_api_key(headers: Headers, api_key: bytes) -> bool:
 
 
 class BearerAuthMiddleware:
-    """Require ``Authorization: Bearer <api_key>`` on every path except ``open_paths`` (constant-time compare)."""
+    """Require ``Authorization: Bearer <api_key>`` (constant-time compare) on every path except ``open_paths`` and
+    paths under ``open_prefixes``; or the dashboard's signed session cookie, with its CSRF token in
+    ``X-CSRF-Token`` on anything but GET/HEAD. A browser asking for a dashboard page without either is sent to
+    ``login_path``."""
 
-    def __init__(self, app: ASGIApp, api_key: str, open_paths: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str,
+        open_paths: Collection[str] = (),
+        *,
+        sessions: SessionSigner | None = None,
+        open_prefixes: Collection[str] = (),
+        login_path: str | None = None,
+        page_prefix: str | None = None,
+    ) -> None:
         self.app = app
         self._key = api_key.encode()
         self._open = frozenset(open_paths)
+        self._open_prefixes = tuple(open_prefixes)
+        self._sessions = sessions
+        self._login_path, self._page_prefix = login_path, page_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._open or scope.get("method") == "OPTIONS":
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self._open
+            or path.startswith(self._open_prefixes)
+            or scope.get("method") == "OPTIONS"
+        ):
             await self.app(scope, receive, send)
             return
-        if has_api_key(Headers(scope=scope), self._key):
+        headers = Headers(scope=scope)
+        if has_api_key(headers, self._key):
             await self.app(scope, receive, send)
             return
+        if self._sessions is not None:
+            session = _cookie(headers, SESSION_COOKIE)
+            if self._sessions.valid(session):
+                safe = scope.get("method") in ("GET", "HEAD")
+                if safe or self._sessions.csrf_ok(session, headers.get(CSRF_HEADER)):
+                    await self.app(scope, receive, send)
+                    return
+                await error_response(403, "missing or invalid CSRF token", field=CSRF_HEADER)(scope, receive, send)
+                return
+            wants_page = self._page_prefix and path.startswith(self._page_prefix) and "/api/" not in path
+            if wants_page and self._login_path:
+                await RedirectResponse(self._login_path, status_code=303)(scope, receive, send)
+                return
         await unauthorized()(scope, receive, send)
 
 
@@ -94,6 +131,18 @@ def unauthorized() -> JSONResponse:
     """The 401 answer for a missing or wrong API key."""
     message = "missing or invalid API key; send 'Authorization: Bearer <key>'"
     return error_response(401, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    from http.cookies import CookieError, SimpleCookie
+
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
 
 
 class BodyLimitMiddleware:

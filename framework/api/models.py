@@ -14,6 +14,7 @@ __all__ = [
     "NAME_PATTERN",
     "ErrorBody",
     "ErrorDetail",
+    "EvaluationOut",
     "ExperimentCreate",
     "ExperimentOut",
     "ExperimentTypeOut",
@@ -87,6 +88,7 @@ class ExperimentOut(BaseModel):
     type: str
     spec: dict[str, Any]
     champion: int | None = Field(default=None, description="the model version in service")
+    incarnation: str | None = Field(default=None, description="id of this creation of the name (new after a delete)")
 
 
 class RecordsIn(_In):
@@ -143,7 +145,17 @@ class PredictionsOut(BaseModel):
     id: str
     timestamp: float
     input_id: str | None = None
+    model_version: int = Field(description="the model version that scored (also the X-Model-Version header)")
+    champion: bool = Field(description="whether that version is the champion")
+    warning: str | None = Field(
+        default=None, description="set when the experiment has no champion: why its newest version did not validate"
+    )
     records: list[dict[str, Any]]
+
+
+class EvaluationOut(BaseModel):
+    experiment: str
+    metrics: dict[str, float | None] = Field(description="detection or forecast metrics; null when undefined")
 
 
 class PublishedOut(BaseModel):
