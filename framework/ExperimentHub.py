@@ -527,6 +527,35 @@ class ExperimentHub:
     def end_monitoring(self, run_id: str) -> None:
         self.store.end_run(run_id, "FINISHED")
 
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        self.store.log_events(run_id, events)
+
+    def reference_data(self, name: str, version: int) -> pd.DataFrame | None:
+        """The training snapshot of ``version``: the drift monitor's reference."""
+        return self.store.training_data(name, version)
+
+    def recent_events(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest drift, alert and retrain events of ``name``'s scorers (dicts with ``time`` in epoch ms,
+        ``kind``, ``features``, ``statistic``, ``value``, ``threshold``, ``action``, ``window``...), newest first."""
+        self.store.get(name)
+        return self.store.recent_events(name, limit)
+
+    def monitoring_report(self, name: str, limit: int = 50) -> dict[str, Any]:
+        """The latest window of each recent scorer (alarm rate, score CUSUM, per-feature drift ratio: above 1 is
+        drift) and the recent events of ``name``, from the store."""
+        self.store.get(name)
+        windows = []
+        for run in self.store.monitoring_runs(name):
+            metrics = {k.removeprefix("window."): v for k, v in run.metrics.items() if k.startswith("window.")}
+            if not metrics:
+                continue
+            drift = {k.removeprefix("drift_ratio."): v for k, v in metrics.items() if k.startswith("drift_ratio.")}
+            windows.append(
+                {"run_id": run.run_id, "status": run.status, "started": run.start_time, "drift": drift}
+                | {k: v for k, v in metrics.items() if not k.startswith("drift_ratio.")}
+            )
+        return {"experiment": name, "windows": windows, "events": self.store.recent_events(name, limit)}
+
     def _datastream(self) -> Any:
         stream = self._plugins.get("datastream")
         if stream is None:

@@ -57,6 +57,8 @@ TAG_INCARNATION = "experimenthub.incarnation"
 TAG_ERROR = "experimenthub.error"  # why a training run FAILED, so any process can report it
 TAG_RUN_NAME = "mlflow.runName"
 TAG_FIGURES = "experimenthub.figures"
+TAG_EVENT = "experimenthub.event."  # monitoring-run tag prefix: one JSON event per tag
+MAX_TAG_CHARS = 7000  # below MLflow's tag value limit (8000)
 MONITOR_UPDATED = "updated_ms"  # monitoring-run metric: when the interval ended (epoch ms)
 TRAIN_DATA = "data/train.parquet"
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -269,6 +271,39 @@ class ExperimentStore:
     def log_monitoring(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
         """One interval's monitoring metrics, batched, at ``step``."""
         self.mlops.log_metrics(run_id, metrics, step=step)
+
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """Record monitoring events in the run: one JSON tag each (details trimmed to fit a tag), and an
+        ``events.<kind>`` metric at the window's end row."""
+        tags, counts = {}, {}
+        for event in events:
+            text = json.dumps(event, allow_nan=False)
+            if len(text) > MAX_TAG_CHARS:  # many drifted features: keep the headline, drop the per-feature detail
+                text = json.dumps({**event, "values": {}, "thresholds": {}, "features": event["features"][:50]})
+            tags[f"{TAG_EVENT}{event['time']}.{uuid.uuid4().hex[:8]}"] = text
+            counts[event["kind"]] = counts.get(event["kind"], 0) + 1
+        self.mlops.set_tags(run_id, tags)
+        step = max((int(e.get("window", {}).get("end_row", 0)) for e in events), default=0)
+        self.mlops.log_metrics(run_id, {f"events.{kind}": float(n) for kind, n in counts.items()}, step=step)
+
+    def monitoring_runs(self, name: str, limit: int = 10) -> list[RunRecord]:
+        """The newest monitoring runs (one per scorer process) of ``name``, newest first."""
+        return self.mlops.search_runs(
+            name,
+            filter_string=f"tags.`{TAG_KIND}` = 'monitor'",
+            max_results=limit,
+            order_by=["attributes.start_time DESC"],
+        )
+
+    def recent_events(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest monitoring events of ``name``'s scorers, newest first."""
+        events = [
+            json.loads(value)
+            for run in self.monitoring_runs(name)
+            for key, value in run.tags.items()
+            if key.startswith(TAG_EVENT)
+        ]
+        return sorted(events, key=lambda event: event.get("time", 0), reverse=True)[:limit]
 
     @staticmethod
     def run_summary(run: RunRecord) -> dict[str, Any]:

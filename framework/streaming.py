@@ -23,7 +23,9 @@ The scorer knows the hub only through ``ModelSource``, the "model in service" pr
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -42,6 +44,7 @@ import pandas as pd
 
 from framework.errors import ConfigError, DataValidationError, HubError, redact
 from framework.Experiment import Experiment
+from framework.monitoring import MonitorUpdate, StreamMonitor
 from framework.plugins.datastream import (
     DataStreamPlugin,
     Delivery,
@@ -67,6 +70,7 @@ __all__ = [
     "StreamStats",
     "declare_queues",
     "delete_queues",
+    "events_topic",
     "input_queue",
     "prediction_queue",
     "publish_records",
@@ -106,18 +110,33 @@ class ModelSource(Protocol):
 
     def end_monitoring(self, run_id: str) -> None: ...
 
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """Record drift, alert and retrain events in the monitoring run (the store is their system of record)."""
+        ...
+
+    def reference_data(self, name: str, version: int) -> pd.DataFrame | None:
+        """The rows ``version`` was trained on (calibrates its drift monitor at once), or None."""
+        ...
+
+
+def events_topic(name: str) -> str:
+    """The topic of ``name``'s drift, alert and retrain events (JSON, one event per message)."""
+    return f"{name}.events"
+
 
 def declare_queues(stream: DataStreamPlugin, name: str) -> None:
     """Declare the experiment's durable input queue (with its dead-letter queue) and its prediction topic: an
     exchange bound to the durable prediction queue, so observers can watch without taking (idempotent)."""
     stream.create_queue(input_queue(name))
     stream.create_topic(prediction_queue(name))
+    stream.create_topic(events_topic(name))
 
 
 def delete_queues(stream: DataStreamPlugin, name: str) -> None:
     """Delete the experiment's queues with whatever they hold (``experimenthub delete --purge-queues``)."""
     stream.delete_queue(input_queue(name))
     stream.delete_queue(prediction_queue(name))
+    stream.delete_queue(events_topic(name))
 
 
 def publish_records(
@@ -230,8 +249,7 @@ class StreamScorer:
         self._together: pd.DataFrame | None = None  # the current batch's predictions when scored at once
         self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
-        self._retrain_rows = 0
-        self._recent: list[pd.DataFrame] = []
+        self._monitor: StreamMonitor | None = None
         self._settled: set[int] = set()  # deliveries of the current batch already acked (dead-lettered)
         self.scorer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._monitor_run: str | None = None
@@ -413,7 +431,25 @@ class StreamScorer:
             self._model = copy.deepcopy(model) if model.supports_update else model
             self._model_version = version
             self._state = None  # a new model starts its own state
+            self._monitor = self._new_monitor(model, version)
             log.info("stream %s: serving version %s", self.name, version)
+
+    def _new_monitor(self, model: Experiment, version: int) -> StreamMonitor | None:
+        """The drift monitor of a newly served model, calibrated on its training rows when they suffice (else on
+        the first windows it sees). A model the monitor cannot read is scored unmonitored."""
+        try:
+            reference = self.models.reference_data(self.name, version)
+        except HubError as exc:
+            log.warning("stream %s: no reference rows: %s", self.name, redact(str(exc)))
+            reference = None
+        for rows in (reference, None) if reference is not None else (None,):
+            try:
+                return StreamMonitor.for_model(self.name, model, reference=rows)
+            except (HubError, ValueError, KeyError, TypeError) as exc:
+                reason = redact(str(exc))
+                log.info("stream %s: monitor (reference %s): %s", self.name, rows is not None, reason)
+        log.warning("stream %s: version %s is not monitored: %s", self.name, version, reason)
+        return None
 
     def _absorb(self, scored: Scored) -> None:
         """Feed the scored observations to a model that updates in place (no refit)."""
@@ -425,29 +461,57 @@ class StreamScorer:
             log.warning("stream %s: could not update the model with this batch: %s", self.name, redact(str(exc)))
 
     def _after_batch(self, scored: Scored) -> None:
-        """Apply the spec's retrain policy: every N new rows, submit a retrain job with the recent normal rows."""
-        policy = self._model.spec.retrain
-        if not policy.every_n_rows:
+        """Feed the batch to the drift monitor; publish and record its events, log its windows, and submit the
+        retrain job it asks for (drift, a forecast metric, or ``every_n_rows``) with its recent unflagged rows."""
+        if self._monitor is None:
             return
-        for item, predictions in scored:
-            normal = item.message.to_frame()
-            if "is_anomaly" in predictions.columns and len(predictions) == len(normal):
-                normal = normal.loc[~predictions["is_anomaly"].to_numpy(dtype=bool)]
-            self._recent.append(normal)
-            self._retrain_rows += len(normal)
-        window = policy.window or policy.every_n_rows
-        recent = pd.concat(self._recent, ignore_index=True).tail(window)
-        self._recent = [recent]
-        if self._retrain_rows >= policy.every_n_rows:
-            self._retrain_rows = 0
-            job_id = self.models.submit_retrain(self.name, recent)
+        frame = pd.concat([item.message.to_frame() for item, _ in scored], ignore_index=True)
+        predictions = self._together
+        if predictions is None or len(predictions) != len(frame):
+            predictions = pd.concat([p for _, p in scored], ignore_index=True)
+        update = self._monitor.observe(frame, predictions)
+        job_id = None
+        if update.retrain_rows is not None:
+            job_id = self.models.submit_retrain(self.name, update.retrain_rows)
             self.stats.retrain_jobs.append(job_id)
             log.info(
-                "retrain policy: %d new rows; submitted job %s on %d recent rows",
-                policy.every_n_rows,
+                "stream %s: retrain (%s) submitted as job %s on %d recent rows",
+                self.name,
+                update.retrain_reason,
                 job_id,
-                len(recent),
+                len(update.retrain_rows),
             )
+        self._report(update, job_id)
+
+    def _report(self, update: MonitorUpdate, job_id: str | None) -> None:
+        """Events to ``<name>.events`` and the monitoring run; window metrics to the run at step ``end_row``.
+        Monitoring never stops scoring: a failure here is logged."""
+        events = [_stamp(event, self._model_version, job_id) for event in update.events]
+        if job_id is not None and not any(event["action"] == "retrain" for event in events):
+            events.append(_stamp(_retrain_event(self.name, update), self._model_version, job_id))
+        try:
+            if events:
+                messages = [
+                    OutgoingMessage(
+                        body=json.dumps(event, allow_nan=False).encode(),
+                        message_id=uuid.uuid4().hex,
+                        headers={"experiment": self.name, "kind": event["kind"]},
+                        content_type="application/json",
+                    )
+                    for event in events
+                ]
+                self.stream.publish_topic(events_topic(self.name), messages)
+            for event in events:
+                log.warning("stream %s: %s event, action %s", self.name, event["kind"], event["action"])
+            if self._monitor_run is not None:
+                for window in update.windows:
+                    metrics = {f"window.{k}": v for k, v in window.to_metrics().items()}
+                    metrics["window.end_row"] = float(window.end_row)
+                    self.models.log_monitoring(self._monitor_run, metrics, window.end_row)
+                if events:
+                    self.models.log_events(self._monitor_run, events)
+        except HubError as exc:
+            log.warning("stream %s: monitoring events not stored: %s", self.name, redact(str(exc)))
 
     def _log_progress(self, force: bool = False) -> None:
         """Every ``log_every_s``: one INFO line, and the same figures as metrics of the monitoring run."""
@@ -486,6 +550,41 @@ class StreamScorer:
             except HubError as exc:
                 log.warning("stream %s: monitoring metrics not stored: %s", self.name, redact(str(exc)))
         self._step += 1
+
+
+def _stamp(event: dict[str, Any], version: int | None, job_id: str | None) -> dict[str, Any]:
+    """The event as published: plus the served version, the time (epoch ms), its headline ``value`` and
+    ``threshold`` (the feature furthest past its threshold), the retrain job; JSON-safe (no NaN or inf)."""
+    values, thresholds = event.get("values", {}), event.get("thresholds", {})
+    ratios = {k: values[k] / thresholds[k] for k in values if thresholds.get(k)}
+    top = max(ratios, key=ratios.__getitem__, default=None)
+    if top is not None:
+        value, threshold = values[top], thresholds[top]
+    else:
+        value, threshold = event.get("alarm_rate"), event.get("alarm_rate_limit")
+    stamped = {**event, "version": version, "time": int(time.time() * 1000), "value": value, "threshold": threshold}
+    if event["action"] == "retrain" and job_id is not None:
+        stamped["job_id"] = job_id
+    return _finite(stamped)
+
+
+def _retrain_event(name: str, update: MonitorUpdate) -> dict[str, Any]:
+    rows = 0 if update.retrain_rows is None else len(update.retrain_rows)
+    return {"experiment": name, "kind": "retrain", "features": [], "statistic": update.retrain_reason,
+            "values": {}, "thresholds": {}, "rows": rows, "action": "retrain"}
+
+
+def _finite(value: Any) -> Any:
+    """NaN and inf become None, recursively (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
 
 
 def _same_schema(items: list[_Item]) -> bool:
