@@ -1,0 +1,118 @@
+"""Drift monitoring inside the live scorer, with real parts: RabbitMQ and the local stream, the MLflow store, the
+job runner. A benign shift retrains once; a fault alarms and never retrains; a stationary stream stays quiet."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framework.config import HubConfig
+from framework.ExperimentHub import ExperimentHub
+from framework.streaming import declare_queues, events_topic, input_queue, prediction_queue
+from tests.conftest import require_service
+from tests.test_streaming import config_dict, run_until
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+SPEC = {
+    "model": {"name": "pca"},
+    "timestamp": "timestamp",
+    "threshold": {"false_alarm_rate": 0.02},
+    "monitoring": {"window": 500},
+    "retrain": {"on_drift": True, "cooldown_rows": 2000, "window": 1000},
+}
+
+
+def plant(n: int, seed: int, start: str = "2024-01-01") -> pd.DataFrame:
+    """Six correlated sensors around one operating point, one row per second."""
+    rng = np.random.default_rng(seed)
+    mixing = np.eye(6) + 0.05 * np.ones((6, 6))
+    frame = pd.DataFrame(rng.normal(size=(n, 6)) @ mixing, columns=[f"x{i}" for i in range(6)])
+    return frame.assign(timestamp=pd.date_range(start, periods=n, freq="s"))
+
+
+@pytest.fixture(params=["rabbitmq", "local"])
+def monitored(request, tmp_path: Path):
+    """A trained PCA detector under a unique name, and a watch on its events topic; queues removed after."""
+    if request.param == "rabbitmq":
+        require_service("rabbitmq")
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(tmp_path / "home", request.param)))
+    name = f"plant-{uuid.uuid4().hex[:8]}"
+    hub.create_experiment(name, "fault_detection", SPEC)
+    hub.train(name, plant(3000, 0))
+    stream = hub.get_plugin("datastream")
+    declare_queues(stream, name)
+    watch = stream.watch(events_topic(name))
+    yield hub, name, watch
+    watch.close()
+    for queue in (input_queue(name), prediction_queue(name), events_topic(name)):
+        stream.delete_queue(queue)
+    hub.shutdown()
+
+
+def score(hub: ExperimentHub, name: str, live: pd.DataFrame):
+    ids = hub.publish_records(name, live, batch_size=100)
+    return run_until(hub, name, expected=len(ids), batch_size=10, model_refresh_s=0.5)
+
+
+def watched_events(watch, at_least: int = 1, timeout: float = 20.0) -> list[dict]:
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while len(events) < at_least and time.monotonic() < deadline:
+        events += [json.loads(d.body) for d in watch.poll(max_messages=100, timeout=0.5)]
+    events += [json.loads(d.body) for d in watch.poll(max_messages=100, timeout=0.5)]  # anything that follows
+    return events
+
+
+def test_benign_shift_retrains_once_and_makes_a_new_version(monitored):
+    hub, name, watch = monitored
+    live = plant(4500, 100, "2024-02-01")
+    live.loc[2500:, "x1"] += 0.5  # a new operating point, still inside the alarm target
+    stats = score(hub, name, live)
+    assert len(stats.retrain_jobs) == 1  # the cooldown (2000 rows) holds back a second one
+    result = hub.wait_job(stats.retrain_jobs[0], timeout=120)
+    assert result["version"] == 2
+    events = watched_events(watch)
+    drift = [e for e in events if e["kind"] == "drift"]
+    assert len(drift) >= 1 and drift[0]["action"] == "retrain" and drift[0]["job_id"] == stats.retrain_jobs[0]
+    assert drift[0]["features"] == ["x1"] and drift[0]["statistic"] == "wasserstein"
+    assert drift[0]["value"] > drift[0]["threshold"] and drift[0]["version"] == 1
+    assert drift[0]["window"]["start_row"] >= 2000  # not before the shift
+    assert not [e for e in events if e["kind"] == "fault"]
+    stored = hub.recent_events(name)  # the store is the system of record
+    assert {e["job_id"] for e in stored if e.get("action") == "retrain"} == set(stats.retrain_jobs)
+    report = hub.monitoring_report(name)
+    assert report["windows"] and report["windows"][0]["drift"]["x1"] > 0
+
+
+def test_fault_raises_a_fault_event_and_never_retrains(monitored):
+    hub, name, watch = monitored
+    live = plant(4500, 100, "2024-02-01")
+    live.loc[2500:3999, ["x1", "x2"]] += 4.0  # a fault episode
+    stats = score(hub, name, live)
+    assert stats.alarms > 500
+    assert stats.retrain_jobs == []  # on_drift is on, yet a fault is never retrained on
+    events = watched_events(watch)
+    faults = [e for e in events if e["kind"] == "fault"]
+    assert faults and faults[0]["action"].startswith("none")
+    assert {"x1", "x2"} <= set(faults[0]["features"]) and faults[0]["alarm_rate"] > faults[0]["alarm_rate_limit"]
+    assert not [e for e in events if e["kind"] == "drift"]
+    assert [e["kind"] for e in hub.recent_events(name)].count("fault") == len(faults)
+
+
+def test_stationary_stream_raises_no_drift_event(monitored):
+    hub, name, watch = monitored
+    stats = score(hub, name, plant(20_000, 100, "2024-02-01"))
+    assert stats.records == 20_000 and stats.retrain_jobs == []
+    kinds = [e["kind"] for e in watched_events(watch, at_least=0, timeout=2.0)]
+    assert "drift" not in kinds and "fault" not in kinds
+    report = hub.monitoring_report(name)
+    window = report["windows"][0]
+    assert window["end_row"] == 20_000 and max(window["drift"].values()) < 1  # each feature under its threshold
