@@ -22,6 +22,7 @@ BENCHES = [
     "stream_transport",
     "stream_throughput",
     "jobs",
+    "drift",
     "dashboard",
 ]
 

@@ -42,7 +42,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from framework.config import ExperimentSpec, ModelSpec
-from framework.errors import DataValidationError
+from framework.errors import ConfigError, DataValidationError
 from framework.Experiment import DataQualityWarning, Experiment, Validation, coerce_timestamps
 from framework.metrics import detection_metrics, forecast_metrics, mase_scale, normal_quantile
 from framework.models.conformal import cv_mase, rolling_errors
@@ -82,6 +82,7 @@ class AnomalySettings(BaseModel):
 class TimeSeriesSpec(ExperimentSpec):
     """Spec of a ``TimeSeriesExperiment``; unknown keys are refused."""
 
+    monitoring_kind = "forecast"  # retrain.on_drift defaults to on; retrain.on_metric allowed (framework.config)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="auto"))
     timestamp: str = "timestamp"
     target: str = "value"
@@ -91,6 +92,9 @@ class TimeSeriesSpec(ExperimentSpec):
     interval: float = Field(default=0.95, gt=0, lt=1)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     max_gap: int = Field(default=3, ge=0, description="longest run of missing steps interpolated linearly")
+    max_grid_rows: int = Field(
+        default=1_000_000, ge=1, le=50_000_000, description="most rows the regular grid of `frequency` may have"
+    )
 
     @pydantic.field_validator("threshold")
     @classmethod
@@ -526,6 +530,12 @@ class TimeSeriesExperiment(Experiment):
         positions = self._grid_positions(ts, offset, anchor)
         start, stop = int(positions.min()), int(positions.max())
         span = stop - start + 1
+        if span > self.spec.max_grid_rows:
+            raise ConfigError(
+                f"{offset.freqstr!r} puts these timestamps on a regular grid of {span} rows, over the limit of "
+                f"{self.spec.max_grid_rows} (max_grid_rows); choose a coarser frequency",
+                field="frequency",
+            )
         sums = np.bincount(positions - start, weights=np.nan_to_num(values), minlength=span)
         counts = np.bincount(positions - start, weights=np.isfinite(values).astype(float), minlength=span)
         rows_per_step = np.bincount(positions - start, minlength=span)

@@ -226,6 +226,14 @@ def test_bad_params_name_the_param(series: pd.DataFrame) -> None:
         make_forecaster("ets", {"model": "AXN"})
 
 
+def test_a_frequency_whose_grid_is_too_big_is_refused(series: pd.DataFrame) -> None:
+    """Microseconds on hourly data would ask for trillions of rows: refused before anything is allocated."""
+    with pytest.raises(ConfigError, match=r"^frequency: 'us' puts these timestamps on a regular grid of \d+ rows"):
+        TimeSeriesExperiment({"model": {"name": "ets"}, "frequency": "us"}).fit(series.iloc[:300])
+    with pytest.raises(ConfigError, match="over the limit of 100 "):
+        TimeSeriesExperiment({"model": {"name": "ets"}, "max_grid_rows": 100}).fit(series.iloc[:300])
+
+
 def test_bad_spec_keys_are_refused() -> None:
     with pytest.raises(ConfigError, match="horizonn: unknown key"):
         TimeSeriesExperiment({"horizonn": 3})
