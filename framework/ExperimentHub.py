@@ -555,7 +555,9 @@ class ExperimentHub:
                 {"run_id": run.run_id, "status": run.status, "started": run.start_time, "drift": drift}
                 | {k: v for k, v in metrics.items() if not k.startswith("drift_ratio.")}
             )
-        return {"experiment": name, "windows": windows, "events": self.store.recent_events(name, limit)}
+        from framework.monitoring import json_safe
+
+        return json_safe({"experiment": name, "windows": windows, "events": self.store.recent_events(name, limit)})
 
     def _datastream(self) -> Any:
         stream = self._plugins.get("datastream")

@@ -646,6 +646,58 @@ def _tail_table(name: str, records: Any) -> Table:
     return table
 
 
+@app.command("monitor")
+def monitor_command(
+    name: Annotated[str, typer.Argument(help="experiment name")],
+    html: Annotated[
+        Path | None, typer.Option(help="where to write the plotly figure (default: NAME-monitoring.html)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="recent events shown")] = 20,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show NAME's latest monitoring windows (per-feature drift) and recent events; write a plotly figure."""
+    from framework.figures.monitoring import monitoring_figure
+
+    with open_hub(config) as hub:
+        report = hub_call(hub.monitoring_report, name, limit)
+    if json_out:
+        print_json(report)
+        return
+    for window in report["windows"]:
+        table = Table(title=f"{name} window ending at row {cell(window.get('end_row'))} ({window['run_id'][:8]})")
+        for column in ("feature", "drift ratio", "drifted"):
+            table.add_column(column, justify="left" if column == "feature" else "right")
+        for feature, ratio in sorted(window["drift"].items(), key=lambda item: -item[1]):
+            table.add_row(feature, f"{ratio:.3g}", "yes" if ratio > 1 else "", style="bold red" if ratio > 1 else None)
+        table.caption = (
+            f"alarm rate {cell(window.get('alarm_rate'))}, score CUSUM / limit {cell(window.get('score_cusum_ratio'))}"
+        )
+        console.print(table)
+    if not report["windows"]:
+        console.print(f"no monitoring window recorded for {name} yet (run `experimenthub stream {name}`)")
+    events = Table(title=f"{name} recent events")
+    for column in ("time", "kind", "features", "statistic", "value", "threshold", "action"):
+        events.add_column(column)
+    for event in report["events"]:
+        when = pd_time(event.get("time"))
+        values = (event.get("statistic"), event.get("value"), event.get("threshold"), event.get("action"))
+        events.add_row(when, event["kind"], ", ".join(event.get("features", [])), *(cell(v) for v in values))
+    console.print(events)
+    path = html or Path(f"{name}-monitoring.html")
+    monitoring_figure(report).write_html(str(path), include_plotlyjs=True)  # plotly.js embedded: no CDN
+    console.print(f"figure written to {path}")
+
+
+def pd_time(epoch_ms: Any) -> str:
+    """An event's epoch-ms time as UTC ISO seconds."""
+    import datetime as dt
+
+    if not isinstance(epoch_ms, int | float):
+        return str(epoch_ms or "")
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
 @app.command("delete")
 def delete_command(
     name: Annotated[str, typer.Argument(help="experiment to delete, with its runs and registered model")],

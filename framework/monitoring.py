@@ -50,6 +50,7 @@ __all__ = [
     "alarm_rate_limit",
     "decide",
     "drift_statistic",
+    "json_safe",
 ]
 
 Method = Literal["wasserstein", "ks", "psi"]
@@ -667,6 +668,19 @@ class StreamMonitor:
         self._recent = [update.retrain_rows]
         self.rows_since_retrain = 0
         self.forecast.reset()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and inf as None and numpy scalars as Python ones, recursively (for JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
 
 
 def _score_column(predictions: pd.DataFrame, kind: Kind) -> np.ndarray:

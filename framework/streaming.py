@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import signal
 import socket
@@ -44,7 +43,7 @@ import pandas as pd
 
 from framework.errors import ConfigError, DataValidationError, HubError, redact
 from framework.Experiment import Experiment
-from framework.monitoring import MonitorUpdate, StreamMonitor
+from framework.monitoring import MonitorUpdate, StreamMonitor, json_safe
 from framework.plugins.datastream import (
     DataStreamPlugin,
     Delivery,
@@ -567,26 +566,21 @@ def _stamp(event: dict[str, Any], version: int | None, job_id: str | None) -> di
     stamped = {**event, "version": version, "time": int(time.time() * 1000), "value": value, "threshold": threshold}
     if event["action"] == "retrain" and job_id is not None:
         stamped["job_id"] = job_id
-    return _finite(stamped)
+    return json_safe(stamped)
 
 
 def _retrain_event(name: str, update: MonitorUpdate) -> dict[str, Any]:
     rows = 0 if update.retrain_rows is None else len(update.retrain_rows)
-    return {"experiment": name, "kind": "retrain", "features": [], "statistic": update.retrain_reason,
-            "values": {}, "thresholds": {}, "rows": rows, "action": "retrain"}
-
-
-def _finite(value: Any) -> Any:
-    """NaN and inf become None, recursively (JSON has no such numbers)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return value
+    return {
+        "experiment": name,
+        "kind": "retrain",
+        "features": [],
+        "statistic": update.retrain_reason,
+        "values": {},
+        "thresholds": {},
+        "rows": rows,
+        "action": "retrain",
+    }
 
 
 def _same_schema(items: list[_Item]) -> bool:

@@ -4,6 +4,7 @@ job runner. A benign shift retrains once; a fault alarms and never retrains; a s
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 import warnings
@@ -116,3 +117,41 @@ def test_stationary_stream_raises_no_drift_event(monitored):
     report = hub.monitoring_report(name)
     window = report["windows"][0]
     assert window["end_row"] == 20_000 and max(window["drift"].values()) < 1  # each feature under its threshold
+
+
+def test_monitor_command_and_endpoint_show_windows_and_events(tmp_path: Path):
+    import subprocess
+
+    from framework.api import create_app
+    from tests.test_api import _call
+    from tests.test_streaming import EXE
+
+    config = config_dict(tmp_path / "home", "local")
+    with ExperimentHub.from_hub_config(HubConfig.model_validate(config)) as hub:
+        hub.create_experiment("plant", "fault_detection", SPEC)
+        hub.train("plant", plant(3000, 0))
+        live = plant(3000, 100, "2024-02-01")
+        live.loc[2000:, "x1"] += 0.5
+        stats = score(hub, "plant", live)
+        assert len(stats.retrain_jobs) == 1
+        hub.wait_job(stats.retrain_jobs[0], timeout=120)
+        response = _call(create_app(hub, api_key=""), "GET", "/experiments/plant/monitoring")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["windows"][0]["end_row"] == 3000 and set(body["windows"][0]["drift"]) == {f"x{i}" for i in range(6)}
+        assert [e["kind"] for e in body["events"]] == ["drift"] and body["events"][0]["features"] == ["x1"]
+        assert _call(create_app(hub, api_key=""), "GET", "/experiments/nope/monitoring").status_code == 404
+    (tmp_path / "hub.yaml").write_text(json.dumps(config))
+    html = tmp_path / "plant.html"
+    shown = subprocess.run(
+        [EXE, "monitor", "plant", "--config", str(tmp_path / "hub.yaml"), "--html", str(html)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "drift ratio" in shown.stdout and "x1" in shown.stdout and "retrain" in shown.stdout
+    page = html.read_text()
+    assert "Drift ratio per feature" in page and "plotly" in page
+    assert "<script src=" not in page  # plotly.js is embedded, nothing loads from a CDN

@@ -492,6 +492,15 @@ def _router() -> APIRouter:
         ids = await hub_call(request, hub.publish_records, name, body.records)
         return PublishedOut(queue=input_queue(name), records=len(body.records), message_ids=ids)
 
+    @router.get("/experiments/{name}/monitoring", tags=["monitoring"], responses=_errors(404, 422, 503))
+    async def monitoring(
+        name: Name, request: Request, hub: Hub, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> dict[str, Any]:
+        """The latest window of each recent scorer (alarm rate, score CUSUM over its limit, per-feature drift
+        ratio: statistic over its calibrated threshold, above 1 is drift) and the recent drift, fault, alert and
+        retrain events, newest first."""
+        return await hub_call(request, hub.monitoring_report, name, limit)
+
     @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
     async def versions(name: Name, request: Request, hub: Hub) -> list[VersionOut]:
         """Every model version, newest first, with its aliases (``champion`` marks the one in service)."""
