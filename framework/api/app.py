@@ -30,7 +30,6 @@ import concurrent.futures
 import functools
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -81,6 +80,7 @@ from framework.api.models import (
 )
 from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
+from framework.monitoring import json_safe
 from framework.plugins.datastream import input_queue
 from framework.records import FILE_READERS, MAX_CELLS, encode_records, load_frame
 from framework.store import CHAMPION
@@ -142,17 +142,6 @@ Version = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="model versio
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer, all with the one error body."""
     return {status: {"model": ErrorBody, "description": "error"} for status in statuses}
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe copy: NaN and ±inf become None (strict JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 async def get_hub(request: Request) -> ExperimentHub:  # async: a sync dependency would take a pool thread
@@ -318,7 +307,7 @@ def _open_router(key: str) -> APIRouter:
         healthy = bool(report) and all(entry["healthy"] for entry in report.values())
         if not (details or keyed):
             report = {ptype: {"healthy": entry["healthy"]} for ptype, entry in report.items()}
-        return JSONResponse(_finite(report), status_code=200 if healthy else 503)
+        return JSONResponse(json_safe(report), status_code=200 if healthy else 503)
 
     return router
 
@@ -418,7 +407,7 @@ def _router() -> APIRouter:
     async def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)], request: Request, hub: Hub) -> JobOut:
         """A training job's state (queued, running, succeeded, failed, cancelled) and its result or error."""
         info = await hub_call(request, hub.job, job_id)
-        return JobOut(**_finite(info.to_dict()))
+        return JobOut(**json_safe(info.to_dict()))
 
     @router.post(
         "/experiments/{name}/predict",
@@ -463,7 +452,7 @@ def _router() -> APIRouter:
         fault detection, forecast metrics for time series."""
         _, data = await _scoring_input(request, predict_input)
         metrics = await hub_call(request, hub.evaluate, name, data, version=version, alias=alias)
-        return EvaluationOut(experiment=name, metrics=_finite(dict(metrics)))
+        return EvaluationOut(experiment=name, metrics=json_safe(dict(metrics)))
 
     @router.post(
         "/experiments/{name}/invocations",
@@ -550,7 +539,7 @@ def _router() -> APIRouter:
             include = "cdn" if plotlyjs == "cdn" else True
             html = await run_in_threadpool(plotly.io.to_html, fig, include_plotlyjs=include, full_html=True)
             return HTMLResponse(html)
-        return JSONResponse(_finite(fig))
+        return JSONResponse(json_safe(fig))
 
     return router
 
