@@ -247,6 +247,7 @@ class StreamScorer:
         self._model_version: int | None = None
         self._state: Any = None  # predict_stream's state after the last acked batch
         self._together: pd.DataFrame | None = None  # the current batch's predictions when scored at once
+        self._together_input: pd.DataFrame | None = None  # and its input rows
         self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
         self._monitor: StreamMonitor | None = None
@@ -284,7 +285,7 @@ class StreamScorer:
     def handle(self, deliveries: list[Delivery]) -> None:
         """Score, publish, then ack one micro-batch. Failures before the publish confirm requeue the batch."""
         self._settled.clear()
-        self._together = None
+        self._together = self._together_input = None
         try:
             good = self._decode_all(deliveries)
             if good:
@@ -365,7 +366,7 @@ class StreamScorer:
         if len(predictions) != len(frame):
             return None, None
         bounds = np.concatenate([[0], np.cumsum([item.message.rows for item in items])]).tolist()
-        self._together = predictions
+        self._together, self._together_input = predictions, frame
         parts = [predictions.iloc[start:stop] for start, stop in pairwise(bounds)]
         return list(zip(items, parts, strict=True)), state
 
@@ -465,9 +466,9 @@ class StreamScorer:
         retrain job it asks for (drift, a forecast metric, or ``every_n_rows``) with its recent unflagged rows."""
         if self._monitor is None:
             return
-        frame = pd.concat([item.message.to_frame() for item, _ in scored], ignore_index=True)
-        predictions = self._together
-        if predictions is None or len(predictions) != len(frame):
+        frame, predictions = self._together_input, self._together
+        if frame is None or predictions is None or len(predictions) != sum(len(p) for _, p in scored):
+            frame = pd.concat([item.message.to_frame() for item, _ in scored], ignore_index=True)
             predictions = pd.concat([p for _, p in scored], ignore_index=True)
         update = self._monitor.observe(frame, predictions)
         job_id = None
