@@ -439,9 +439,9 @@ def _router() -> APIRouter:
         _, data = await _scoring_input(request, lambda raw: (None, invocation_frame(raw)))
         frame = await run_in_threadpool(hub.predict, name, data)
         records = await run_in_threadpool(frame.to_json, orient="records", date_format="iso", date_unit="ms")
-        head = json.dumps(_served(frame))[1:-1]
+        rest = json.dumps({"predictions": None, **_served(frame)}).removeprefix('{"predictions": null')
         return Response(
-            f'{{"predictions": {records}, {head}}}', media_type="application/json", headers=_served_headers(frame)
+            f'{{"predictions": {records}{rest}', media_type="application/json", headers=_served_headers(frame)
         )
 
     @router.post(
