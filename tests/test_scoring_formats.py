@@ -148,3 +148,19 @@ def test_no_champion_says_so_with_the_reason(client: TestClient, data) -> None:
     assert "no champion" in body["warning"] and result.validation.reason in body["warning"]
     chosen = client.post("/experiments/drifting/predict", params={"version": 1}, json=records).json()
     assert chosen["champion"] is False and "warning" not in chosen  # asked for by number: no surprise to report
+
+
+def test_a_failed_first_training_leaves_a_clear_state(client: TestClient, data) -> None:
+    from framework.errors import DataValidationError
+
+    hub = client.app.state.hub
+    hub.create_experiment("first", "fault_detection", SPEC, exist_ok=True)
+    with pytest.raises(DataValidationError):
+        hub.train("first", data[0].iloc[:5])  # too few rows to fit
+    assert hub.get_experiment("first").champion is None and hub.versions("first") == []
+    [failed] = hub.training_history("first")
+    assert failed["status"] == "FAILED" and failed["version"] is None and "rows" in failed["error"]
+    hub.create_experiment("first", "fault_detection", SPEC, exist_ok=True)  # the re-run of a script
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert hub.train("first", data[0]).version == 1
