@@ -128,8 +128,9 @@ def test_evaluate_over_rest(client: TestClient, data) -> None:
     metrics = response.json()["metrics"]
     assert {"roc_auc", "f1", "detection_rate"} <= set(metrics)
     assert 0.0 <= metrics["roc_auc"] <= 1.0
-    unlabelled = client.post("/experiments/pump/evaluate", json=[{k: v for k, v in r.items() if k != "fault"}
-                                                                 for r in records])
+    unlabelled = client.post(
+        "/experiments/pump/evaluate", json=[{k: v for k, v in r.items() if k != "fault"} for r in records]
+    )
     assert unlabelled.status_code == 422 and unlabelled.json()["error"]["field"] == "fault"
 
 
