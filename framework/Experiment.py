@@ -108,17 +108,25 @@ class Experiment(ABC):
         """Named plotly figures of the fit, or of ``df`` scored by the fitted model."""
 
     @abstractmethod
-    def validate(self) -> Validation:
-        """The champion gate: does the freshly fitted model meet its target on held-out data?"""
+    def validate(self, reference: Experiment | None = None) -> Validation:
+        """The champion gate: does the freshly fitted model meet its target on held-out data?
+
+        ``reference`` is the champion in service (a fitted experiment of the same type), when there is one: the
+        new model must then also be no worse than it on the same held-out data. A type that cannot compare ignores it.
+        """
 
     def update(self, df: pd.DataFrame) -> Experiment:
         """Absorb new observations without a full refit, where the type supports it; default: refit."""
         return self.fit(df)
 
-    @property
-    def context_rows(self) -> int:
-        """Rows of history a row's prediction depends on; a stream prepends that many earlier rows to each batch."""
-        return 0
+    def predict_stream(self, df: pd.DataFrame, state: Any = None) -> tuple[pd.DataFrame, Any]:
+        """Score ``df`` as the continuation of the rows scored before (``state``, None at the start).
+
+        Returns the predictions and the state for the next call, so that a stream's results do not depend on how
+        it was batched: ``predict(a + b)`` equals ``predict_stream(a)`` then ``predict_stream(b, state)``.
+        ``state`` is never changed in place (a failed batch is retried with the old one). Default: stateless.
+        """
+        return self.predict(df), state
 
     @property
     def is_fitted(self) -> bool:
