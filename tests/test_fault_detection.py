@@ -103,7 +103,8 @@ def test_calibrated_false_alarm_rate_on_fresh_normal_data():
     exp = FaultDetectionExperiment(spec()).fit(train)
     rate = exp.predict(fresh)["is_anomaly"].mean()
     assert 0.004 <= rate <= 0.02  # target 0.01; the factors are slow, so a few independent samples only
-    assert exp.metrics_["holdout_false_alarm_rate"] == pytest.approx(0.01, abs=0.002)
+    # the threshold is the largest of the hold-out blocks' quantiles: at most the target on the hold-out itself
+    assert 0.003 <= exp.metrics_["holdout_false_alarm_rate"] <= 0.01
     verdict = exp.validate()
     assert verdict.passed, verdict.reason
     assert verdict.metrics["validation_false_alarm_rate"] == exp.metrics_["validation_false_alarm_rate"]

@@ -57,7 +57,13 @@ def lagged(X: np.ndarray, lags: int) -> np.ndarray:
 
 
 def contribution_shares(contrib: np.ndarray) -> np.ndarray:
-    """Scale non-negative per-feature contributions so each row sums to 1 (uniform when a row is all zero)."""
+    """Scale non-negative per-feature contributions so each row sums to 1 (uniform when a row is all zero).
+
+    Overflowed entries (inf, from huge readings) count as the largest float; rows are scaled by their maximum
+    first so that the sum cannot overflow."""
+    contrib = np.nan_to_num(contrib, nan=0.0, posinf=np.finfo(np.float64).max)
+    peak = contrib.max(axis=1, keepdims=True)
+    contrib = np.divide(contrib, peak, out=np.zeros_like(contrib), where=peak > 0)
     total = contrib.sum(axis=1, keepdims=True)
     uniform = np.full_like(contrib, 1.0 / contrib.shape[1])
     return np.divide(contrib, total, out=uniform, where=total > _TINY)
