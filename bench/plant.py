@@ -60,11 +60,13 @@ HUB_MODELS = {
 
 
 # ------------------------------------------------------------------ data
-def simulate(seed: int, idv: int, hours: float = RUN_HOURS, onset: float = ONSET_HOURS) -> pd.DataFrame:
+def simulate(
+    seed: int, idv: int, hours: float = RUN_HOURS, onset: float = ONSET_HOURS, warmup: float = WARMUP_HOURS
+) -> pd.DataFrame:
     """One closed-loop run: warm-up dropped, 3-min samples; ``fault`` = 1 from the onset on (idv 0: normal)."""
     from tep_studio import ClosedLoopSimulation
 
-    start = WARMUP_HOURS + onset
+    start = warmup + onset
 
     def schedule(t: float) -> np.ndarray:
         vector = np.zeros(28)
@@ -73,14 +75,14 @@ def simulate(seed: int, idv: int, hours: float = RUN_HOURS, onset: float = ONSET
         return vector
 
     every = round(SAMPLE_HOURS / CONTROL_INTERVAL)
-    sim = ClosedLoopSimulation(control_interval=CONTROL_INTERVAL, horizon=WARMUP_HOURS + hours)
+    sim = ClosedLoopSimulation(control_interval=CONTROL_INTERVAL, horizon=warmup + hours)
     result = sim.run(seed=float(seed), disturbance_schedule=schedule, record_every=every)
-    rows = [r for r in result.results if r.time > WARMUP_HOURS + 1e-9]
+    rows = [r for r in result.results if r.time > warmup + 1e-9]
     frame = pd.DataFrame(
         np.hstack([np.array([r.measurements for r in rows]), np.array([r.implemented_action for r in rows])]),
         columns=[f"xmeas_{i}" for i in range(1, 42)] + [f"xmv_{i}" for i in range(1, 13)],
     )
-    hours_since = np.array([r.time for r in rows]) - WARMUP_HOURS
+    hours_since = np.array([r.time for r in rows]) - warmup
     frame.insert(0, "hour", np.round(hours_since, 4))
     frame["fault"] = ((hours_since >= onset) & (idv > 0)).astype(int)
     frame.attrs["shutdown"] = bool(result.terminated)

@@ -58,7 +58,7 @@ __all__ = ["DataQualitySpec", "FaultDetectionExperiment", "FaultDetectionSpec", 
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "pca"
+DEFAULT_MODEL = "var_innovation"  # best on bench/plant.py (Tennessee Eastman); see README
 VALIDATION_TOLERANCE = 2.0  # validate() passes at a held-out false-alarm rate up to this many times the target
 PREVIEW_ROWS = 2000  # rows of hold-out data kept for figures()
 TOP_K = 3  # features listed in ``top_features``
@@ -113,7 +113,7 @@ class FaultDetectionExperiment(Experiment):
     Parameters
     ----------
     spec
-        A mapping validated into ``FaultDetectionSpec``: ``model`` (``{"name": "pca"}`` by default; see
+        A mapping validated into ``FaultDetectionSpec``: ``model`` (``{"name": "var_innovation"}`` by default; see
         ``framework.models.detectors.DETECTORS``), ``features``, ``timestamp``, ``label``, ``threshold``.
 
     Attributes
@@ -367,69 +367,39 @@ class FaultDetectionExperiment(Experiment):
     def figures(self, df: pd.DataFrame | None = None) -> dict[str, Any]:
         """Plotly figures of ``df`` scored by the model, or of the stored hold-out tail when ``df`` is None.
 
-        ``score`` (score, threshold, alarms), ``contributions`` (of the latest alarm, else of the highest score),
-        ``t2_vs_spe`` (PCA only, with control limits), ``correlation`` (training features).
+        ``score`` (score, threshold, alarms, true fault windows when ``df`` has the spec's label),
+        ``contributions`` (latest alarm, else highest score), ``contributions_over_time`` (latest alarm episode),
+        ``t2_vs_spe`` (PCA only, with control limits), ``correlation`` (training features); see
+        ``framework.figures.fault_detection``.
         """
-        import plotly.graph_objects as go
+        from framework.figures.fault_detection import FaultFigureData, build_figures
 
         self.check_is_fitted()
-        columns, _, shares = self._scored(self.preview_ if df is None else df)
-        score, alarm = columns["score"], columns["is_anomaly"]
-        x = columns[self.spec.timestamp] if self.spec.timestamp else np.arange(len(score))
-        step = max(1, len(score) // 5000)
-        alarm_rows = np.flatnonzero(alarm)[:5000]
-
-        score_fig = go.Figure(
-            [
-                go.Scattergl(x=x[::step], y=score[::step], mode="lines", name="score"),
-                go.Scattergl(x=x[alarm_rows], y=score[alarm_rows], mode="markers", name="alarm"),
-            ]
+        frame = self.preview_ if df is None else df
+        columns, order, shares = self._scored(frame)
+        truth = None
+        if self.spec.label and self.spec.label in frame.columns:
+            truth = _labels(frame[self.spec.label], self.spec.label)[order]
+        timestamp = self.spec.timestamp
+        pca = self.detector_ if isinstance(self.detector_, PCAMSPC) else None
+        data = FaultFigureData(
+            x=columns[timestamp] if timestamp else np.arange(len(columns["score"])),
+            x_title=timestamp or "row",
+            score=columns["score"],
+            threshold=self.threshold_,
+            alarm=columns["is_anomaly"],
+            shares=shares,
+            features=list(self.features_in_),
+            model_name=self.spec.model.name,
+            correlation=self.correlation_,
+            truth=truth,
+            t2=columns.get("t2") if pca else None,
+            spe=columns.get("spe") if pca else None,
+            t2_limit=pca.t2_limit_ if pca else None,
+            spe_limit=pca.spe_limit_ if pca else None,
+            combined=bool(pca and pca.statistic == "combined"),
         )
-        score_fig.add_hline(y=self.threshold_, line_dash="dash", annotation_text="threshold")
-        score_fig.update_layout(title=f"{self.spec.model.name} score", xaxis_title="time", yaxis_title="score")
-
-        row = int(alarm_rows[-1]) if len(alarm_rows) else int(np.argmax(score))
-        rank = np.argsort(-shares[row], kind="stable")[:20]
-        what = "latest alarm" if len(alarm_rows) else "highest score (no alarm)"
-        contributions_fig = go.Figure(go.Bar(x=np.array(self.features_in_)[rank], y=shares[row][rank]))
-        contributions_fig.update_layout(title=f"Contributions at the {what} (row {row})", yaxis_title="share")
-
-        figures = {"score": score_fig, "contributions": contributions_fig}
-        if isinstance(self.detector_, PCAMSPC):
-            figures["t2_vs_spe"] = self._t2_spe_figure(go, columns, step)
-        figures["correlation"] = go.Figure(
-            go.Heatmap(
-                z=self.correlation_.to_numpy(),
-                x=self.correlation_.columns,
-                y=self.correlation_.index,
-                zmin=-1,
-                zmax=1,
-                colorscale="RdBu",
-            )
-        )
-        figures["correlation"].update_layout(title="Feature correlation (training data)")
-        return figures
-
-    def _t2_spe_figure(self, go: Any, columns: dict[str, np.ndarray], step: int) -> Any:
-        model = self.detector_
-        t2, spe, alarm = columns["t2"][::step], columns["spe"][::step], columns["is_anomaly"][::step]
-        fig = go.Figure(
-            [
-                go.Scattergl(x=t2[~alarm], y=spe[~alarm], mode="markers", name="normal", marker={"size": 4}),
-                go.Scattergl(x=t2[alarm], y=spe[alarm], mode="markers", name="alarm", marker={"size": 5}),
-            ]
-        )
-        fig.add_vline(x=model.t2_limit_, line_dash="dash", annotation_text="T² limit")
-        fig.add_hline(y=model.spe_limit_, line_dash="dash", annotation_text="SPE limit")
-        if model.statistic == "combined":  # φ = SPE/δ² + T²/τ² = threshold is a straight line
-            t2_end = self.threshold_ * model.t2_limit_
-            fig.add_trace(
-                go.Scatter(
-                    x=[0.0, t2_end], y=[self.threshold_ * model.spe_limit_, 0.0], mode="lines", name="φ threshold"
-                )
-            )
-        fig.update_layout(title="T² vs SPE", xaxis_title="T²", yaxis_title="SPE")
-        return fig
+        return build_figures(data)
 
     # ------------------------------------------------------------- validate
     @property

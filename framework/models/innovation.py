@@ -33,7 +33,15 @@ from typing import Any
 import numpy as np
 
 from framework.errors import ConfigError, DataValidationError
-from framework.models.mspc import PCAMSPC, DetectorScores, _is_int, _is_number, contribution_shares, lagged
+from framework.models.mspc import (
+    PCAMSPC,
+    DetectorScores,
+    _is_int,
+    _is_number,
+    _row_scaled,
+    contribution_shares,
+    lagged,
+)
 
 __all__ = ["VARInnovation"]
 
@@ -183,11 +191,11 @@ class VARInnovation:
         shares = None
         if contributions:
             innovations = self._innovations(Z)
-            parts = [
-                (self.innovation_.matrix_, innovations - self.innovation_.mean_, self.scales_[0]),
-                (self.level_.matrix_, Z - self.level_.mean_, self.scales_[1]),
-                (self.ewma_precision_, self._smoothed(innovations), self.scales_[2]),
-            ]
+            centered = _row_scaled(
+                innovations - self.innovation_.mean_, Z - self.level_.mean_, self._smoothed(innovations)
+            )
+            matrices = (self.innovation_.matrix_, self.level_.matrix_, self.ewma_precision_)
+            parts = zip(matrices, centered, self.scales_, strict=True)
             rbc = np.zeros_like(Z)
             for matrix, centered, scale in parts:
                 diagonal = np.diag(matrix)

@@ -196,10 +196,22 @@ class PCAMSPC:
         if contributions:
             diagonal = np.diag(self.matrix_)
             safe = np.where(diagonal > _TINY, diagonal, np.inf)
-            rbc = (Z @ self.matrix_) ** 2 / safe
+            rbc = (_row_scaled(Z) @ self.matrix_) ** 2 / safe  # shares are scale-free: no overflow
             rbc = rbc.reshape(len(Z), self.lags + 1, self.n_features_in_).sum(axis=1)
             shares = contribution_shares(rbc)
         return DetectorScores(score=score, contributions=shares, extras={"t2": t2, "spe": spe})
+
+
+def _row_scaled(*parts: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+    """The rows of ``parts`` divided by one common factor per row (their largest magnitude, when above 1).
+
+    Reconstruction-based contributions are quadratic in the row, so their shares do not change, and huge
+    readings (1e155) no longer overflow to inf."""
+    with np.errstate(invalid="ignore"):
+        peak = np.max([np.max(np.abs(np.nan_to_num(p)), axis=1) for p in parts], axis=0)
+    factor = np.maximum(peak, 1.0)[:, None]
+    scaled = tuple(np.nan_to_num(p) / factor for p in parts)
+    return scaled[0] if len(scaled) == 1 else scaled
 
 
 def _is_int(value: Any) -> bool:
