@@ -103,7 +103,7 @@ class FaultDetectionSpec(ExperimentSpec):
     """Spec of a fault-detection experiment; every field has a default, unknown keys are refused."""
 
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name=DEFAULT_MODEL))
-    threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)  # type: ignore[assignment]
+    threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
     data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec)
 
 
