@@ -20,10 +20,12 @@ Policy, in addition to the shared data policy in ``framework.Experiment``:
   ``calibration_blocks: 1`` is the plain hold-out quantile.
 - **Persistence.** With ``threshold.persistence = {k, n}``, a row is an alarm only when at least ``k`` of the
   last ``n`` rows (itself included) exceed the threshold. The target rate applies to single exceedances, so
-  persistence only lowers the alarm rate. It counts rows within one ``predict`` call (no state between calls);
-  the stream scorer prepends ``context_rows`` earlier rows to each micro-batch so alarms span batches.
+  persistence only lowers the alarm rate. ``predict`` counts rows within one call (no state between calls);
+  ``predict_stream`` carries the last ``n - 1`` exceedance flags from call to call (``StreamState``).
 - **Dynamic PCA.** With ``lags``, each ``predict`` batch is padded with copies of its first row for the
-  history of its first rows; the hold-out is scored with its real history from the training rows.
+  history of its first rows; the hold-out is scored with its real history from the training rows, and
+  ``predict_stream`` with the last ``lags`` rows of the previous calls. Streamed results therefore equal one
+  ``predict`` over all the rows, however they were batched (rows arrive in time order).
 - **Champion gate.** ``validate`` uses the same rule out of sample: each hold-out block is scored against the
   threshold calibrated by the same rule on the blocks before it, and the mean of those rates is the estimate.
   It passes when the estimate is at most ``VALIDATION_TOLERANCE`` (2) times the target, so a version whose
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,7 +57,14 @@ from framework.metrics import detection_metrics
 from framework.models.detectors import Detector, build_detector
 from framework.models.mspc import PCAMSPC, DetectorScores
 
-__all__ = ["DataQualitySpec", "FaultDetectionExperiment", "FaultDetectionSpec", "PersistenceSpec", "ThresholdSpec"]
+__all__ = [
+    "DataQualitySpec",
+    "FaultDetectionExperiment",
+    "FaultDetectionSpec",
+    "PersistenceSpec",
+    "StreamState",
+    "ThresholdSpec",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +73,17 @@ VALIDATION_TOLERANCE = 2.0  # validate() passes at a held-out false-alarm rate u
 PREVIEW_ROWS = 2000  # rows of hold-out data kept for figures()
 TOP_K = 3  # features listed in ``top_features``
 _SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What ``predict_stream`` carries between calls: the last ``context_rows`` of the detector as standardized
+    feature rows (missing readings reconstructed, time order) and the last ``n - 1`` exceedance flags of the
+    persistence rule. (Consecutive-missing counts for ``sensor_fault`` are not carried yet: they count within
+    one call.)"""
+
+    rows: np.ndarray
+    exceed: np.ndarray
 
 
 class PersistenceSpec(BaseModel):
@@ -241,15 +262,21 @@ class FaultDetectionExperiment(Experiment):
         Columns: [timestamp], ``score``, ``threshold``, ``is_anomaly`` (after persistence), ``top_feature``,
         ``top_share``, ``top_features`` (e.g. ``"s03:0.62,s07:0.11,s01:0.05"``), and ``t2``, ``spe`` for PCA.
         """
-        columns, order, _ = self._scored(df)
+        return self.predict_stream(df)[0]
+
+    def predict_stream(self, df: pd.DataFrame, state: StreamState | None = None) -> tuple[pd.DataFrame, StreamState]:
+        """``predict`` as the continuation of earlier calls: lags and persistence see the rows of ``state``."""
+        columns, order, _, state = self._scored(df, state)
         if isinstance(order, np.ndarray):  # back to the input order
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
             columns = {name: values[inverse] for name, values in columns.items()}
-        return pd.DataFrame(columns, index=df.index)
+        return pd.DataFrame(columns, index=df.index), state
 
-    def _scored(self, df: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray | slice, np.ndarray]:
-        """Output columns in time order, that order, and the shares matrix (time order)."""
+    def _scored(
+        self, df: pd.DataFrame, state: StreamState | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | slice, np.ndarray, StreamState]:
+        """Output columns in time order, that order, the shares matrix (time order) and the state after ``df``."""
         self.check_is_fitted()
         self._check_frame(df)
         if missing := [c for c in self.features_in_ if c not in df.columns]:
@@ -261,11 +288,23 @@ class FaultDetectionExperiment(Experiment):
         if gaps.any():
             self.warn(f"predict: reconstructed {int(gaps.sum())} missing value(s) from the other readings")
             Z = self._reconstruct(Z, gaps)
+        history = state.rows if state is not None else Z[:0]
+        flags = state.exceed if state is not None else np.zeros(0, dtype=bool)
         with np.errstate(over="ignore", invalid="ignore"):  # huge finite readings overflow; clipped below
-            result = self.detector_.score(Z)
-        score = np.nan_to_num(result.score, nan=np.finfo(np.float64).max, posinf=np.finfo(np.float64).max)
-        result = DetectorScores(score=score, contributions=result.contributions, extras=result.extras)
-        alarms = self._persist(result.score > self.threshold_)
+            result = self.detector_.score(np.vstack([history, Z]))
+        big = np.finfo(np.float64).max
+        result = DetectorScores(
+            score=np.nan_to_num(result.score[len(history) :], nan=big, posinf=big),
+            contributions=result.contributions[len(history) :],
+            extras={name: values[len(history) :] for name, values in result.extras.items()},
+        )
+        exceed = np.concatenate([flags, result.score > self.threshold_])
+        alarms = self._persist(exceed)[len(flags) :]
+        rule, context = self.spec.threshold.persistence, int(getattr(self.detector_, "context_rows", 0))
+        state = StreamState(
+            rows=np.vstack([history, Z])[-context:] if context else Z[:0],
+            exceed=exceed[-(rule.n - 1) :] if rule and rule.n > 1 else flags[:0],
+        )
         columns: dict[str, np.ndarray] = {}
         if times is not None:
             columns[self.spec.timestamp] = times[order]
@@ -278,7 +317,7 @@ class FaultDetectionExperiment(Experiment):
             "missing_features": self._missing_text(gaps),
             "sensor_fault": self._sensor_fault(gaps),
         }
-        return columns, order, result.contributions
+        return columns, order, result.contributions, state
 
     def _reconstruct(self, Z: np.ndarray, gaps: np.ndarray) -> np.ndarray:
         """Missing standardized readings replaced by their conditional mean given the row's observed readings
@@ -359,7 +398,7 @@ class FaultDetectionExperiment(Experiment):
         if label not in df.columns:
             raise DataValidationError("label column is missing", field=label)
         y_all = _labels(df[label], label)
-        columns, order, _ = self._scored(df)
+        columns, order, _, _ = self._scored(df)
         times = columns[self.spec.timestamp] if self.spec.timestamp else None
         return detection_metrics(y_all[order], columns["is_anomaly"], columns["score"], times)
 
@@ -376,7 +415,7 @@ class FaultDetectionExperiment(Experiment):
 
         self.check_is_fitted()
         frame = self.preview_ if df is None else df
-        columns, order, shares = self._scored(frame)
+        columns, order, shares, _ = self._scored(frame)
         truth = None
         if self.spec.label and self.spec.label in frame.columns:
             truth = _labels(frame[self.spec.label], self.spec.label)[order]
@@ -404,14 +443,15 @@ class FaultDetectionExperiment(Experiment):
     # ------------------------------------------------------------- validate
     @property
     def context_rows(self) -> int:
-        """Dynamic-PCA lags and the persistence window look back on earlier rows (see ``StreamScorer``)."""
+        """Rows of history the detector and the persistence window look back on."""
         self.check_is_fitted()
         rule = self.spec.threshold.persistence
         quality = getattr(self.spec, "data_quality", None) or DataQualitySpec()
         return max(getattr(self.detector_, "context_rows", 0), rule.n - 1 if rule else 0, quality.max_missing_rows)
 
-    def validate(self) -> Validation:
-        """Champion gate: the false-alarm rate on held-out normal data is within the target (see module doc)."""
+    def validate(self, reference: Experiment | None = None) -> Validation:
+        """Champion gate: the false-alarm rate on held-out normal data is within the target (see module doc).
+        ``reference`` is not used: each version is judged on its own false-alarm rate."""
         self.check_is_fitted()
         rate, limit, n = self._validation()
         target = self.spec.threshold.false_alarm_rate

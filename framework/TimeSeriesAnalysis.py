@@ -200,6 +200,7 @@ class TimeSeriesExperiment(Experiment):
 
     spec_model = TimeSeriesSpec
     supports_update = True
+    compares_with_champion = True
     spec: TimeSeriesSpec
 
     # ----------------------------------------------------------------------------------------- fit
