@@ -44,6 +44,7 @@ from starlette.datastructures import UploadFile
 
 from framework.api.dashboard import PREFIX as DASHBOARD
 from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
+from framework.api.docs import DOCS_STATIC, docs_router
 from framework.api.errors import ApiError, install_error_handlers
 from framework.api.middleware import (
     BearerAuthMiddleware,
@@ -165,7 +166,7 @@ def create_app(
                 api_key=key,
                 open_paths=(*OPEN_PATHS, "/", f"{DASHBOARD}/login", f"{DASHBOARD}/logout"),
                 sessions=signer,
-                open_prefixes=(f"{DASHBOARD}/static/",),
+                open_prefixes=(f"{DASHBOARD}/static/", DOCS_STATIC),
                 login_path=f"{DASHBOARD}/login",
                 page_prefix=DASHBOARD,
             )
@@ -178,12 +179,15 @@ def create_app(
         description=(__doc__ or "").split("Design:", 1)[-1].strip(),
         lifespan=lifespan,
         middleware=middleware,
+        docs_url=None,  # served by docs_router with local assets (no CDN)
+        redoc_url=None,
     )
     if given_hub is not None:
         app.state.hub = given_hub
     app.state.live_feeds = LiveFeeds(given_hub) if given_hub is not None else None
     install_error_handlers(app)
     app.include_router(_open_router(key))
+    app.include_router(docs_router(app.title))
     app.include_router(dashboard_router(signer))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
@@ -393,6 +397,7 @@ def _router() -> APIRouter:
         },
     )
     def figure(
+        request: Request,
         name: Name,
         figure: Annotated[str, PathParam(pattern=NAME_PATTERN, description="figure name")],
         hub: Hub,
@@ -401,8 +406,9 @@ def _router() -> APIRouter:
         ] = "json",
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
         plotlyjs: Annotated[
-            Literal["cdn", "inline"], Query(description="html: plotly.js from a CDN or inline")
-        ] = "cdn",
+            Literal["local", "inline"],
+            Query(description="html: plotly.js served by this API (default), or inlined in the page"),
+        ] = "local",
     ) -> Response:
         """A figure stored with a version's training run (the champion by default)."""
         hub.get_experiment(name)
@@ -410,7 +416,8 @@ def _router() -> APIRouter:
         if format == "html":
             import plotly.io
 
-            html = plotly.io.to_html(fig, include_plotlyjs="cdn" if plotlyjs == "cdn" else True, full_html=True)
+            local = f"{request.scope.get('root_path', '')}{DASHBOARD}/static/plotly.min.js"
+            html = plotly.io.to_html(fig, include_plotlyjs=local if plotlyjs == "local" else True, full_html=True)
             return HTMLResponse(html)
         return JSONResponse(_finite(fig))
 

@@ -503,14 +503,16 @@ class MLflowPlugin(MLOpsPlugin):
                 client.log_artifact(run_id, str(path), artifact_path)
 
     def log_figure(self, run_id: str, figure: Any, name: str) -> None:
-        """Store a plotly figure as ``figures/<name>.html`` (plotly.js from its CDN) and ``figures/<name>.json``."""
+        """Store a plotly figure as ``figures/<name>.html`` and ``figures/<name>.json``. The HTML embeds plotly.js
+        (about 4.7 MB) so it opens offline, in the MLflow UI too (which shows it in a sandboxed frame where no
+        relative script could load)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise DataValidationError(f"figure name must be a plain file name, got {name!r}", field="name")
         if not (callable(getattr(figure, "to_html", None)) and callable(getattr(figure, "to_json", None))):
             raise TypeError(f"log_figure() needs a plotly Figure, got {type(figure).__name__}")
         with tempfile.TemporaryDirectory(prefix="ehub-figure-") as tmp:
             folder = Path(tmp)
-            (folder / f"{name}.html").write_text(figure.to_html(include_plotlyjs="cdn", full_html=True), "utf-8")
+            (folder / f"{name}.html").write_text(figure.to_html(include_plotlyjs=True, full_html=True), "utf-8")
             (folder / f"{name}.json").write_text(figure.to_json(), "utf-8")
             with self._mlflow(f"log figure {name!r} to run {run_id}") as client:
                 client.log_artifacts(run_id, tmp, "figures")
