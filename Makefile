@@ -1,28 +1,42 @@
-# The README's two commands: `make demo` (main job on the embedded default) and `make test`.
+# The README's commands: `make demo` (main job on the embedded default), `make test` (everything, with the
+# services) and `make test-unit` (the tests that need no service). The demo installs only the hub; the test
+# targets add the dev extra (test tools, API, Celery, pika, prophet). Each install has its own stamp.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+LINT_PATHS := framework tests bench tools
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-unit lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+$(PY):
+	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/experimenthub demo
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check framework tests bench
+test: $(DEV_STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check framework tests bench
-	$(VENV)/bin/ruff format --check framework tests bench
+test-unit: $(DEV_STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(PY) -m pytest -ra -m "not services" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+bench: $(DEV_STAMP)
 	$(PY) bench/run_all.py
 
 clean:

@@ -151,6 +151,34 @@ class Experiment(ABC):
             raise DataValidationError(f"no numeric feature columns; got {list(df.columns)[:20]}", field="features")
         return numeric
 
+    def check_training_data(self, df: pd.DataFrame) -> None:
+        """Refuse data that cannot train this spec, naming the column: a missing or unreadable timestamp, a missing
+        target or feature, a non-numeric value in a feature or target, or a column that mixes numbers and text.
+
+        Cheap and side-effect free, so front doors call it before a job is queued.
+        """
+        self._check_frame(df)
+        spec = self.spec
+        if spec.timestamp:
+            if spec.timestamp not in df.columns:
+                raise DataValidationError(
+                    f"the spec's timestamp column is missing; got {list(df.columns)[:20]}", field=spec.timestamp
+                )
+            coerce_timestamps(df[spec.timestamp], spec.timestamp)
+        target = getattr(spec, "target", None)
+        if target and target not in df.columns:
+            raise DataValidationError(f"the spec's target column is missing; got {list(df.columns)[:20]}", field=target)
+        skip = {spec.timestamp, spec.label, target}
+        for column in df.columns:  # a mostly numeric column with some text would silently stop being a feature
+            values = df[column]
+            if column in skip or spec.features or pd.api.types.is_numeric_dtype(values):
+                continue
+            numbers = pd.to_numeric(values, errors="coerce")
+            if numbers.notna().any() and (bad := numbers.isna() & values.notna()).any():
+                raise DataValidationError(f"non-numeric value at row {bad.idxmax()!r}", field=str(column))
+        columns = self.feature_columns(df) if target is None else [target]
+        self.numeric_frame(df, [c for c in columns if c not in (spec.timestamp, spec.label)])
+
     def numeric_frame(self, df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         """``df[columns]`` as float64; a non-numeric value raises an error naming the column and the row."""
         out = {}

@@ -17,7 +17,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framework.config import ExperimentEntry, HubConfig, default_config, load_config, state_dir
+from framework.config import ExperimentEntry, HubConfig, config_source, default_config, load_config, state_dir
 from framework.errors import (
     ConfigError,
     HubError,
@@ -63,15 +63,25 @@ class ExperimentHub:
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, path: str | Path | None = None, *, strict: bool = True) -> ExperimentHub:
+    def from_config(
+        cls, path: str | Path | None = None, *, strict: bool = True, embedded: bool = False
+    ) -> ExperimentHub:
         """Build the hub from ``path`` (default: ``./hub_config.yaml``, else the embedded default).
 
         Plugins are constructed and initialized in the order mlops, datastream, taskqueue. If one fails, those
-        already initialized are shut down and a ``PluginError`` names the plugin and the cause. With
-        ``strict=False`` (for health reports) a plugin that fails is left out and reported unhealthy instead.
+        already initialized are shut down and a ``PluginError`` names the config file, the plugin and the cause.
+        With ``strict=False`` (for health reports) a plugin that fails is left out and reported unhealthy instead.
+        ``embedded=True`` (or ``$EXPERIMENTHUB_EMBEDDED=1`` when ``path`` is None) forces the embedded default.
         """
-        config = load_config(path)
-        return cls.from_hub_config(config, strict=strict)
+        if embedded and path is not None:
+            raise TypeError("give a config path or embedded=True, not both")
+        source = None if embedded else config_source(path)
+        config = load_config(source) if source is not None else default_config()
+        try:
+            return cls.from_hub_config(config, strict=strict)
+        except PluginError as exc:
+            where = str(source) if source is not None else "embedded default"
+            raise PluginError(f"{where}: {exc}", plugin_type=exc.plugin_type) from exc
 
     @classmethod
     def from_hub_config(cls, config: HubConfig, *, strict: bool = True) -> ExperimentHub:
@@ -242,7 +252,9 @@ class ExperimentHub:
         from framework.records import load_frame
         from framework.training import train_version
 
-        return train_version(self.store, name, self.new_experiment(name), load_frame(data), job_id=job_id)
+        experiment, frame = self.new_experiment(name), load_frame(data)
+        experiment.check_training_data(frame)
+        return train_version(self.store, name, experiment, frame, job_id=job_id)
 
     def retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> TrainResult:
         """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
@@ -256,7 +268,9 @@ class ExperimentHub:
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
         """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
-        chosen = self.store.resolve_version(name, version=version, alias=alias)
+        return self._load_version(name, self.store.resolve_version(name, version=version, alias=alias))
+
+    def _load_version(self, name: str, chosen: ModelVersion) -> Experiment:
         key = (name, chosen.version)
         with self._models_lock:
             if key in self._models:
@@ -272,17 +286,43 @@ class ExperimentHub:
     def predict(
         self, name: str, data: DataInput | None = None, *, version: int | None = None, alias: str | None = None
     ) -> pd.DataFrame:
-        """Score ``data`` with the served model (champion by default); vectorised over the whole batch."""
+        """Score ``data`` with the served model (champion by default); vectorised over the whole batch.
+
+        ``result.attrs`` says what scored: ``model_version``, ``champion`` (bool) and, when the experiment has no
+        champion (the newest version answers), ``warning`` with the reason its validation failed.
+        """
         from framework.records import load_frame
 
-        model = self.load(name, version=version, alias=alias)
-        return model.predict(load_frame(data)) if data is not None else model.predict(None)
+        store = self.store
+        chosen = store.resolve_version(name, version=version, alias=alias)
+        model = self._load_version(name, chosen)
+        result = _utc(model.predict(load_frame(data)) if data is not None else model.predict(None))
+        result.attrs.update(self._served_by(store, name, chosen, asked=version is not None or alias is not None))
+        return result
 
-    def evaluate(self, name: str, data: DataInput, *, version: int | None = None) -> dict[str, float]:
-        """Metrics of the served model against the labels in ``data``."""
+    @staticmethod
+    def _served_by(store: ExperimentStore, name: str, chosen: ModelVersion, *, asked: bool) -> dict[str, Any]:
+        """``model_version``, ``champion`` and, with no champion at all, a ``warning`` naming the reason."""
+        from framework.store import CHAMPION
+
+        champion = chosen if CHAMPION in chosen.aliases else store.champion(name)
+        is_champion = champion is not None and champion.version == chosen.version
+        served: dict[str, Any] = {"model_version": chosen.version, "champion": is_champion}
+        if champion is None and not asked:
+            reason = store.validation_reason(chosen) or "no version has validated"
+            served["warning"] = (
+                f"{name} has no champion; version {chosen.version} answered although it did not validate: {reason}"
+            )
+        return served
+
+    def evaluate(
+        self, name: str, data: DataInput, *, version: int | None = None, alias: str | None = None
+    ) -> dict[str, float]:
+        """Metrics of the served model (champion by default) against the labels in ``data``: detection metrics
+        (ROC-AUC, PR-AUC, F1, detection rate, delay) or forecast metrics (MASE, sMAPE, coverage, ...)."""
         from framework.records import load_frame
 
-        return self.load(name, version=version).evaluate(load_frame(data))
+        return self.load(name, version=version, alias=alias).evaluate(load_frame(data))
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every model version of the experiment, newest first, with aliases."""
@@ -322,15 +362,19 @@ class ExperimentHub:
         dataset); in-process jobs get the frame itself."""
         from framework.records import load_frame
 
-        self.store.get(name)
-        return self._submit(TRAIN_TASK, name, load_frame(data), job_id)
+        frame = load_frame(data)
+        self.new_experiment(name).check_training_data(frame)  # a bad column fails here, not in the job
+        return self._submit(TRAIN_TASK, name, frame, job_id)
 
     def submit_retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> str:
         """Queue a retrain job (newest training snapshot plus ``data``, cut to the spec's window); return its id."""
         from framework.records import load_frame
 
-        self.store.get(name)
-        return self._submit(RETRAIN_TASK, name, None if data is None else load_frame(data), job_id)
+        experiment = self.new_experiment(name)
+        frame = None if data is None else load_frame(data)
+        if frame is not None:
+            experiment.check_training_data(frame)
+        return self._submit(RETRAIN_TASK, name, frame, job_id)
 
     def _submit(self, task: str, name: str, frame: pd.DataFrame | None, job_id: str | None) -> str:
         job_id = job_id or uuid.uuid4().hex
@@ -428,3 +472,14 @@ class ExperimentHub:
             if on_progress is not None:
                 on_progress(min(len(frame), (first + group) * batch_size))
         return ids
+
+
+def _utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mark naive timestamp columns (experiments work in naive UTC) as UTC, so every output keeps the zone."""
+    import pandas as pd
+
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_dtype(values) and getattr(values.dt, "tz", None) is None:
+            frame[column] = values.dt.tz_localize("UTC")
+    return frame

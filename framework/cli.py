@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,12 +28,18 @@ app.add_typer(config_app, name="config")
 experiments_app = typer.Typer(help="List and inspect experiments.", no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
 
+EMBEDDED_ENV_NAME = "EXPERIMENTHUB_EMBEDDED"  # framework.config.EMBEDDED_ENV (not imported: --help stays fast)
+EMBEDDED_FLAG = "1 (--embedded)"  # the value --embedded sets, so a conflict with --config can be told apart
 console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="hub_config.yaml (default: ./hub_config.yaml, else the embedded default)"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="hub_config.yaml (default: ./hub_config.yaml, else the embedded default; see --embedded)",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -44,28 +51,70 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def open_hub(config: Path | None, *, strict: bool = True) -> Any:
-    """Build the hub from ``config`` (logging set from its ``global.log_level``); hub errors become a one-line
-    message and exit code 2."""
+    """Build the hub from ``config`` (logging set from its ``global.log_level``), saying on stderr which config
+    it loaded; hub errors become a one-line message (naming the config file) and exit code 2."""
     import click
 
-    from framework.config import configure_logging, load_config
-    from framework.errors import HubError
+    if config is not None and os.environ.get(EMBEDDED_ENV_NAME) == EMBEDDED_FLAG:
+        raise fail("--embedded and --config exclude each other: pick one", code=2)
+    check_files(config=config)
+    from framework.config import config_source, configure_logging, load_config, state_dir
+    from framework.errors import HubError, PluginError
     from framework.ExperimentHub import ExperimentHub
 
+    source = config_source(config)
+    where = f"config {source}" if source is not None else f"embedded default (no servers; state in {state_dir()})"
+    errors.print(f"experimenthub: {where}", highlight=False, soft_wrap=True, markup=False)
     try:
-        hub_config = load_config(config)
+        hub_config = load_config(source)
         context = click.get_current_context(silent=True)
         configure_logging(hub_config, verbose=bool(context and context.find_root().params.get("verbose")))
         return ExperimentHub.from_hub_config(hub_config, strict=strict)
+    except PluginError as exc:
+        hint = " (start that service, or use --embedded for the no-server default)" if source is not None else ""
+        raise fail(f"{source or 'embedded default'}: {exc}{hint}", code=2) from None
     except HubError as exc:
         raise fail(str(exc), code=2) from None
 
 
+def check_files(**options: Path | None) -> None:
+    """Fail fast (before MLflow or pandas is imported) when a file option names no file: ``--data missing.csv``."""
+    for option, path in options.items():
+        if path is not None and not path.is_file():
+            what = "not a file" if path.exists() else "file not found"
+            raise fail(f"--{option}: {what}: {path}", code=2)
+
+
+def _version_callback(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"experimenthub {version('experimenthub')}")
+        except PackageNotFoundError:
+            typer.echo("experimenthub (not installed)")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at debug level")] = False) -> None:
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at debug level")] = False,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help=f"ignore ./hub_config.yaml and use the embedded default (no servers); same as {EMBEDDED_ENV_NAME}=1",
+        ),
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if embedded:
+        os.environ[EMBEDDED_ENV_NAME] = EMBEDDED_FLAG  # child processes (worker, stream) inherit it
 
 
 @config_app.command("check")
@@ -118,7 +167,7 @@ def plugins_command(
         return
     table = Table(title="ExperimentHub plugins")
     for column in ("type", "name", "target", "source"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["type"], row["name"], row["target"], row["source"])
     console.print(table)
@@ -170,9 +219,19 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, default=str, indent=2))
 
 
+def cell(value: Any) -> str:
+    """A table cell: floats to 4 significant digits, timestamps as ISO-8601 with their zone (``Z`` for UTC)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if hasattr(value, "isoformat") and hasattr(value, "tzinfo"):
+        text = value.isoformat()
+        return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+    return str(value)
+
+
 def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
     table = Table(title=title)
-    table.add_column("metric")
+    table.add_column("metric", overflow="fold")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -190,6 +249,7 @@ def train_command(
     json_out: JsonOption = False,
 ) -> None:
     """Train a new model version (creating the experiment from --type/--spec when given)."""
+    check_files(data=data, spec=spec)
     with open_hub(config) as hub:
         if type_ is not None:
             spec_model = hub_call(hub.experiment_class, type_).spec_model
@@ -208,6 +268,7 @@ def retrain_command(
     json_out: JsonOption = False,
 ) -> None:
     """A new version from the newest training data plus --data, cut to the spec's retrain window."""
+    check_files(data=data)
     with open_hub(config) as hub:
         job_id = hub_call(hub.submit_retrain, name, data)
         follow_job(hub, name, job_id, wait=wait, json_out=json_out)
@@ -238,7 +299,10 @@ def follow_job(hub: Any, name: str, job_id: str, *, wait: bool, json_out: bool) 
         console.print(f"[green]✓[/] {name}: version {result['version']} (run {result['run_id']}), champion {moved}")
         console.print(metrics_table("metrics", result["metrics"]))
     if info.state != "succeeded":
-        raise fail(f"job {job_id} {info.state}: {info.error}")
+        raise fail(
+            f"job {job_id} {info.state}: {info.error}. {name} keeps the versions it had (its failed run is listed "
+            f"by `experimenthub jobs -e {name}`); fix the cause and run the same command again"
+        )
 
 
 def load_spec_file(path: Path, spec_model: Any) -> dict[str, Any]:
@@ -259,8 +323,14 @@ def predict_command(
     json_out: JsonOption = False,
 ) -> None:
     """Score records with the served model (or forecast ahead when no --data is given)."""
+    check_files(data=data)
     with open_hub(config) as hub:
         result = hub_call(hub.predict, name, data, version=version)
+    served = result.attrs
+    role = "the champion" if served.get("champion") else "not the champion"
+    errors.print(f"{name}: scored by version {served.get('model_version')} ({role})", highlight=False, soft_wrap=True)
+    if served.get("warning"):
+        errors.print(f"[yellow]warning:[/] {served['warning']}", highlight=False, soft_wrap=True)
     if out is not None:
         (result.to_parquet if out.suffix == ".parquet" else result.to_csv)(out, index=False)
         errors.print(f"wrote {len(result)} predictions to {out}")
@@ -269,10 +339,28 @@ def predict_command(
     elif out is None:
         table = Table(title=f"{name}: {len(result)} predictions (first 20)")
         for column in result.columns:
-            table.add_column(str(column))
+            table.add_column(str(column), overflow="fold")
         for row in result.head(20).itertuples(index=False):
-            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+            table.add_row(*(cell(v) for v in row))
         console.print(table)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    name: Annotated[str, typer.Argument(help="experiment name")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="labelled rows (CSV/Parquet/Excel)")],
+    version: Annotated[int | None, typer.Option(help="model version (default: champion)")] = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Detection or forecast metrics of the served model against the labels in --data."""
+    check_files(data=data)
+    with open_hub(config) as hub:
+        metrics = hub_call(hub.evaluate, name, data, version=version)
+    if json_out:
+        print_json(metrics)
+    else:
+        console.print(metrics_table(f"{name}: evaluation on {data}", metrics))
 
 
 @experiments_app.command("list")
@@ -285,7 +373,7 @@ def experiments_list(config: ConfigOption = None, json_out: JsonOption = False) 
         return
     table = Table(title="Experiments")
     for column in ("name", "type", "model", "champion"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for info in infos:
         table.add_row(info.name, info.type, str(info.spec.get("model", {}).get("name", "")), str(info.champion or "-"))
     console.print(table)
@@ -304,7 +392,7 @@ def experiments_show(name: str, config: ConfigOption = None, json_out: JsonOptio
     print_json(info.spec)
     table = Table(title="Model versions")
     for column in ("version", "aliases", "run"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for v in versions:
         table.add_row(str(v.version), ", ".join(v.aliases), str(v.run_id))
     console.print(table)
@@ -336,8 +424,8 @@ def jobs_command(
             print_json(rows)
             return
         table = Table(title="Recent trainings")
-        for column in ("experiment", "version", "status", "champion", "job", "run"):
-            table.add_column(column)
+        for column in ("experiment", "version", "status", "champion", "job", "run", "error"):
+            table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(
                 row["experiment"],
@@ -346,6 +434,7 @@ def jobs_command(
                 "moved" if row["promoted"] else "-",
                 row["job_id"] or "-",
                 row["run_id"],
+                row.get("error") or "",
             )
         console.print(table)
         return
@@ -361,7 +450,7 @@ def render_health(report: dict[str, dict[str, Any]]) -> None:
     table = Table(title="Plugin health")
     table.add_column("plugin")
     table.add_column("status")
-    table.add_column("details")
+    table.add_column("details", overflow="fold")
     for ptype, entry in report.items():
         status = "[green]healthy[/]" if entry["healthy"] else "[red]unhealthy[/]"
         details = ", ".join(f"{k}={v}" for k, v in entry["details"].items())
@@ -418,6 +507,17 @@ def demo_command(json_out: JsonOption = False) -> None:
         typer.echo(results_json(results))
     if results["stream"]["missing_predictions"]:
         raise typer.Exit(1)
+
+
+@app.command("sample-data")
+def sample_data_command(
+    directory: Annotated[Path, typer.Argument(help="folder to write into (created if needed)")] = Path("data"),
+) -> None:
+    """Write the README's sample files: normal.csv, live.csv (with faults) and load.csv."""
+    from framework.datasets.samples import SAMPLE_FILES, write_samples
+
+    for name, path in write_samples(directory).items():
+        console.print(f"[green]✓[/] {path}: {SAMPLE_FILES[name]}", highlight=False, soft_wrap=True)
 
 
 @app.command("stream")

@@ -38,6 +38,7 @@ __all__ = [
     "PluginEntry",
     "PluginsConfig",
     "RetrainPolicy",
+    "config_source",
     "configure_logging",
     "default_config",
     "load_config",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_FILE = "hub_config.yaml"
+EMBEDDED_ENV = "EXPERIMENTHUB_EMBEDDED"
 API_KEY_ENV = "EXPERIMENTHUB_API_KEY"  # the REST API's key when global.api_key is unset
 SUPPORTED_MAJOR_VERSION = "1"
 _REF = re.compile(r"\$\{(?:file:(?P<file>[^}]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}")
@@ -186,12 +188,25 @@ def default_config() -> HubConfig:
     )
 
 
+def config_source(path: str | Path | None = None) -> Path | None:
+    """The file ``load_config(path)`` reads, or None for the embedded default.
+
+    An explicit ``path`` wins. Otherwise ``$EXPERIMENTHUB_EMBEDDED=1`` forces the embedded default, and without it
+    ``./hub_config.yaml`` is used when it exists.
+    """
+    if path is not None:
+        return Path(path)
+    if os.environ.get(EMBEDDED_ENV, "").strip().lower() not in ("", "0", "false", "no", "off"):
+        return None
+    return Path(DEFAULT_CONFIG_FILE) if Path(DEFAULT_CONFIG_FILE).is_file() else None
+
+
 def load_config(path: str | Path | None = None) -> HubConfig:
-    """Load ``path``; with None, ``./hub_config.yaml`` if it exists, else the embedded default."""
+    """Load ``path``; with None, the embedded default under ``$EXPERIMENTHUB_EMBEDDED=1``, else
+    ``./hub_config.yaml`` if it exists, else the embedded default (see ``config_source``)."""
+    path = config_source(path)
     if path is None:
-        if not Path(DEFAULT_CONFIG_FILE).is_file():
-            return default_config()
-        path = DEFAULT_CONFIG_FILE
+        return default_config()
     return load_yaml_model(HubConfig, path)
 
 

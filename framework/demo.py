@@ -8,6 +8,8 @@ writes one HTML report with the figures, and prints how to open the MLflow UI on
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from framework.ExperimentHub import ExperimentHub
 from framework.records import decode_records
 from framework.streaming import input_queue, prediction_queue
 
-__all__ = ["run_demo"]
+__all__ = ["free_port", "run_demo"]
 
 FAULT_EXPERIMENT = "demo_pump_station"
 SERIES_EXPERIMENT = "demo_feeder_load"
@@ -205,11 +207,25 @@ def _print_results(console: Console, results: dict[str, Any], config: Any) -> No
     console.print(table)
     uri = config.plugins.mlops.config["mlflow_uri"]
     console.print(f"[bold]Report:[/] {results['report']}")
+    port = free_port()
+    mlflow_exe = Path(sys.executable).with_name("mlflow")
+    console.print(f"[bold]MLflow UI[/] (then open http://127.0.0.1:{port}):")
     console.print(
-        f"[bold]MLflow UI:[/] .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000  "
-        "then open http://127.0.0.1:5000"
+        f"{mlflow_exe} ui --backend-store-uri {uri} --port {port}", soft_wrap=True, markup=False, highlight=False
     )
     console.print(f"finished in {results['seconds']} s")
+
+
+def free_port(preferred: int = 5000) -> int:
+    """``preferred`` when nothing listens there, else a port the OS says is free (for the MLflow UI command)."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise OSError("no free TCP port")  # unreachable in practice: port 0 always binds
 
 
 def results_json(results: dict[str, Any]) -> str:

@@ -51,7 +51,6 @@ _SECRET_WORDS = frozenset(
         "passwd",
         "pwd",
         "pw",
-        "pass",
         "secret",
         "token",
         "apikey",
@@ -180,13 +179,29 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         masked = redact(message)
-        if masked != message:
+        if masked != message and not self._mask_args(record):
             record.msg, record.args = masked, None
         if record.exc_info:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
+        return True
+
+    @staticmethod
+    def _mask_args(record: logging.LogRecord) -> bool:
+        """Mask the string arguments one by one, keeping the tuple that formatters such as uvicorn's access log
+        unpack; False when that does not hide everything."""
+        if not isinstance(record.args, tuple):
+            return False
+        args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        try:
+            message = str(record.msg) % args
+        except (TypeError, ValueError):
+            return False
+        if redact(message) != message:
+            return False
+        record.args = args
         return True
 
 

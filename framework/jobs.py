@@ -105,7 +105,8 @@ def job_info(backend: Any, store: ExperimentStore | None, job_id: str) -> JobInf
         if run is None:
             raise
         state = _RUN_STATES.get(run.status, "running")
-        return JobInfo(job_id, state, result=result_of_run(run).to_dict() if store.made_a_version(run) else None)
+        result = result_of_run(run).to_dict() if store.made_a_version(run) else None
+        return JobInfo(job_id, state, result=result, error=store.run_summary(run)["error"])
     if state == "succeeded":
         return JobInfo(job_id, state, result=backend.get_result(job_id, timeout=10))
     if state == "failed":

@@ -10,6 +10,7 @@ or a bare list of records ``[{...}, {...}]``. Predictions are published in the s
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -35,7 +36,7 @@ __all__ = [
 RECORDS_SCHEMA = "experimenthub.records/1"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 FILE_READERS = {
-    ".csv": pd.read_csv,
+    ".csv": functools.partial(pd.read_csv, float_precision="round_trip"),  # floats read back exactly as written
     ".parquet": pd.read_parquet,
     ".pq": pd.read_parquet,
     ".xlsx": pd.read_excel,

@@ -25,7 +25,14 @@ from typing import Any
 import pandas as pd
 from pyarrow import ArrowException as ArrowError
 
-from framework.errors import ConflictError, DataValidationError, ExperimentNotFound, HubError, PluginUnavailable
+from framework.errors import (
+    ConflictError,
+    DataValidationError,
+    ExperimentNotFound,
+    HubError,
+    PluginUnavailable,
+    redact,
+)
 from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
@@ -41,6 +48,7 @@ TAG_JOB = "experimenthub.job_id"
 TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
 TAG_VALIDATION = "experimenthub.validation"
+TAG_ERROR = "experimenthub.error"  # why a training run FAILED, so any process can report it
 TAG_RUN_NAME = "mlflow.runName"
 TAG_FIGURES = "experimenthub.figures"
 MONITOR_UPDATED = "updated_ms"  # monitoring-run metric: when the interval ended (epoch ms)
@@ -121,7 +129,18 @@ class ExperimentStore:
         """One training run (FINISHED, or FAILED if the body raises) tagged as a training and with its job id."""
         tags = {TAG_KIND: "train", **({TAG_JOB: job_id} if job_id else {})}
         with self.mlops.run(name, run_name=f"{name} {kind}", tags=tags) as run_id:
-            yield run_id
+            try:
+                yield run_id
+            except Exception as exc:
+                self._tag_error(run_id, exc)
+                raise
+
+    def _tag_error(self, run_id: str, exc: Exception) -> None:
+        """Record why the run failed (redacted, short); a store that cannot take the tag does not hide ``exc``."""
+        try:
+            self.mlops.set_tags(run_id, {TAG_ERROR: redact(f"{type(exc).__name__}: {exc}")[:500]})
+        except Exception as tag_exc:
+            log.warning("could not record the error of run %s: %s", run_id, redact(str(tag_exc)))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         self.mlops.log_params(run_id, params)
@@ -204,6 +223,7 @@ class ExperimentStore:
             "version": run.tags.get(TAG_VERSION),
             "promoted": run.tags.get(TAG_PROMOTED) == "true",
             "started": run.start_time,
+            "error": run.tags.get(TAG_ERROR),
         }
 
     def training_runs(self, name: str, limit: int = 20) -> list[RunRecord]:
@@ -239,8 +259,10 @@ class ExperimentStore:
             path = Path(tmp) / Path(artifact).name
             try:
                 data.to_parquet(path, index=False)
-            except (ValueError, TypeError, UnicodeError, ArrowError) as exc:  # mixed types, unencodable text
-                raise DataValidationError(f"cannot store the data as Parquet: {exc}", field="data") from None
+            except (ValueError, TypeError, UnicodeError, ArrowError):  # mixed types, unencodable text
+                raise DataValidationError(
+                    "a column mixes numbers and text; give each column one type", field="data"
+                ) from None
             self.mlops.log_artifact(run_id, path, str(Path(artifact).parent))
 
     def _read_frame(self, run_id: str, artifact: str) -> pd.DataFrame:
@@ -326,6 +348,12 @@ class ExperimentStore:
 
     def champion(self, name: str) -> ModelVersion | None:
         return self.mlops.get_alias(name, CHAMPION)
+
+    def validation_reason(self, version: ModelVersion) -> str:
+        """Why the champion gate passed or refused ``version`` (from its training run), or "" when unknown."""
+        if version.run_id is None:
+            return ""
+        return self.mlops.get_run(version.run_id).tags.get(TAG_VALIDATION, "")
 
     def set_champion(self, name: str, version: int) -> None:
         """Point ``champion`` at a version known to exist (``promote`` checks it first)."""

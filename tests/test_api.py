@@ -457,7 +457,11 @@ def test_auth_required_except_health_and_docs(auth_server: Server) -> None:
         response = client.get("/experiment-types", headers=good)
         assert response.status_code == 200 and [t["name"] for t in response.json()] == ["fault_detection"]
         assert client.get("/experiment-types", headers={"Authorization": f"bearer {API_KEY}"}).status_code == 200
-    assert API_KEY not in auth_server.log.read_text()
+        # a key sent in the query string is refused, and the access log masks it
+        assert_error(client.get(f"/experiment-types?api_key={API_KEY}&page=2"), 401, "unauthorized")
+    log = auth_server.log.read_text()
+    assert API_KEY not in log
+    assert "/experiment-types?api_key=***&page=2" in log
 
 
 def test_records_without_datastream_is_503(auth_server: Server) -> None:

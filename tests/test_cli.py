@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ EXE = str(Path(sys.executable).with_name("experimenthub"))
 
 def run(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={"EXPERIMENTHUB_HOME": str(home), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+                          env={"EXPERIMENTHUB_HOME": str(home), "PATH": "/usr/bin:/bin", "COLUMNS": "200",
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")})  # the tree under test
 
 
 @pytest.fixture
@@ -101,3 +103,43 @@ def test_errors_are_one_line_with_nonzero_exit(workdir, args, fragment):
     assert result.returncode != 0
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("train", "x", "--data", "missing.csv"), ("predict", "x", "--data", "."), ("--embedded", "health", "-c", "x.yaml"),
+     ("--version",)],
+    ids=["missing-file", "directory", "embedded-and-config", "version"],
+)
+def test_argument_and_file_errors_answer_before_heavy_imports(tmp_path, args):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "framework.cli", *args], capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, "EXPERIMENTHUB_HOME": str(tmp_path)})
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert not {"mlflow", "pandas", "sklearn"} & imported
+    messages = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    if args == ("--version",):
+        assert result.returncode == 0 and result.stdout.startswith("experimenthub ")
+    else:
+        assert result.returncode == 2 and messages and messages[-1].startswith("error: --")
+
+
+def test_jobs_and_jobs_id_agree_across_processes(workdir):
+    """`jobs` lists what `jobs ID` finds, each in its own process: a succeeded and a failed job, with the error."""
+    home = workdir / "home"
+    (workdir / "short.csv").write_text((workdir / "train.csv").read_text().splitlines()[0] + "\n"
+                                       + "\n".join((workdir / "train.csv").read_text().splitlines()[1:6]) + "\n")
+    ok = run("train", "pump", "--type", "fault_detection", "--spec", "spec.yaml", "--data", "train.csv", "--json",
+             home=home, cwd=workdir)
+    assert ok.returncode == 0, ok.stderr
+    failed = run("train", "pump", "--data", "short.csv", "--json", home=home, cwd=workdir)  # too few rows to fit
+    assert failed.returncode == 1 and json.loads(failed.stdout)["state"] == "failed"
+    listed = json.loads(run("jobs", "--json", home=home, cwd=workdir).stdout)
+    assert [row["status"] for row in listed] == ["FAILED", "FINISHED"]
+    for row in listed:
+        shown = run("jobs", row["job_id"], "--json", home=home, cwd=workdir)
+        info = json.loads(shown.stdout)
+        assert info["job_id"] == row["job_id"]
+        assert info["state"] == {"FINISHED": "succeeded", "FAILED": "failed"}[row["status"]]
+        assert (info["error"] is None) == (row["status"] == "FINISHED") and info["error"] == row["error"]
+    assert "rows" in listed[0]["error"] and json.loads(run("jobs", listed[1]["job_id"], "--json", home=home,
+                                                           cwd=workdir).stdout)["result"]["version"] == 1

@@ -55,6 +55,7 @@ def test_ordinary_text_is_left_alone():
         "plugins.datastream.config.port: Input should be a valid integer",
         "amqp://broker:5672// unreachable: [Errno 111] Connection refused",
         "n_components=3 threshold=0.99",
+        '{"model": {"name": "mean"}, "threshold": {"pass": false}}',  # a spec stored as a tag stays valid JSON
     ):
         assert redact(text) == text
 
@@ -140,6 +141,16 @@ def test_each_form_is_masked_by_the_log_filter(text, secret, kept):
         failed = logging.LogRecord("framework", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
     RedactFilter().filter(failed)
     assert secret not in logging.Formatter().format(failed)
+
+
+def test_access_log_lines_keep_their_shape_and_lose_the_key():
+    from uvicorn.logging import AccessFormatter
+
+    args = ("127.0.0.1:5000", "GET", "/experiments?api_key=K3y-123&page=2", "1.1", 401)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None)
+    RedactFilter().filter(record)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(record)
+    assert line == '127.0.0.1:5000 - "GET /experiments?api_key=***&page=2 HTTP/1.1" 401 Unauthorized'
 
 
 @pytest.fixture(scope="module")

@@ -480,3 +480,29 @@ def test_file_secret_inside_a_url_is_read_once_and_never_shown(tmp_path, secrets
     with pytest.raises(Exception) as info:
         ExperimentHub.from_config(path)
     assert "p@ss" not in str(info.value) and "w0rd" not in str(info.value)
+
+
+@pytest.mark.services
+def test_wrong_broker_password_from_a_file_never_shows(tmp_path, secrets, caplog):
+    """The real RabbitMQ refuses the login; the secret read from the file is in no error, log or health detail."""
+    from tests.conftest import require_service
+
+    require_service("rabbitmq")
+    (secrets / "wrong").write_text("Wr0ng@pw:from/file\n")
+    path = write(
+        tmp_path,
+        f"""\
+        version: "1.0"
+        plugins:
+          datastream: {{type: rabbitmq, config: {{host: 127.0.0.1, password: "${{file:{secrets}/wrong}}",
+                                                 connect_timeout: 2, max_retries: 0}}}}
+        """,
+    )
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(Exception) as info:
+            ExperimentHub.from_config(path)
+        with ExperimentHub.from_config(path, strict=False) as hub:
+            report = hub.check_plugin_health()
+    assert report["datastream"]["healthy"] is False
+    for text in (str(info.value), repr(report), caplog.text):
+        assert "Wr0ng" not in text and "from/file" not in text

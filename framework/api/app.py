@@ -46,6 +46,7 @@ from framework.api.dashboard import PREFIX as DASHBOARD
 from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
 from framework.api.docs import DOCS_STATIC, docs_router
 from framework.api.errors import ApiError, install_error_handlers
+from framework.api.inputs import invocation_frame, predict_input
 from framework.api.middleware import (
     BearerAuthMiddleware,
     BodyLimitMiddleware,
@@ -58,6 +59,7 @@ from framework.api.models import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
     ErrorBody,
+    EvaluationOut,
     ExperimentCreate,
     ExperimentOut,
     ExperimentTypeOut,
@@ -81,6 +83,47 @@ log = logging.getLogger(__name__)
 
 OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 DATASETS_DIR = "datasets"
+_UPLOAD_SCHEMA = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "a CSV, Parquet or Excel file"}},
+}
+PREDICT_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "anyOf": [
+                {"$ref": "#/components/schemas/RecordsIn"},
+                {"type": "array", "items": {"type": "object"}, "minItems": 1, "description": "bare records"},
+                {
+                    "type": "object",
+                    "required": ["columns", "data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array"}},
+                    },
+                    "description": "split JSON",
+                },
+            ]
+        }
+    },
+    "text/csv": {"schema": {"type": "string"}},
+    "multipart/form-data": {"schema": _UPLOAD_SCHEMA},
+}
+INVOCATIONS_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "description": "exactly one of dataframe_split, dataframe_records, instances, inputs (MLflow's formats)",
+            "properties": {
+                "dataframe_split": {"type": "object"},
+                "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                "instances": {},
+                "inputs": {},
+            },
+        }
+    },
+    "text/csv": {"schema": {"type": "string"}},
+}
 
 Name = Annotated[str, PathParam(pattern=NAME_PATTERN, description="experiment name")]
 Version = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="model version")]
@@ -347,18 +390,63 @@ def _router() -> APIRouter:
         tags=["serving"],
         response_model=PredictionsOut,
         responses=_errors(404, 413, 422, 503),
+        openapi_extra={"requestBody": {"required": True, "content": PREDICT_CONTENT}},
     )
-    def predict(
+    async def predict(
         name: Name,
-        body: RecordsIn,
+        request: Request,
         hub: Hub,
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a model version")] = None,
         alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
     ) -> Response:
-        """Score records with the served model (the champion unless ``version`` or ``alias`` says otherwise)."""
-        frame = hub.predict(name, body.records, version=version, alias=alias)
-        payload = encode_records(frame, **({"input_id": body.id} if body.id else {}))
-        return Response(payload, media_type="application/json")
+        """Score rows with the served model (the champion unless ``version`` or ``alias`` says otherwise).
+
+        The body: the records envelope, a bare list of records, split JSON (``{"columns", "data"}``), a CSV body
+        (``text/csv``) or a file upload (field ``file``). The answer is the records envelope with ``model_version``,
+        ``champion`` (and ``warning`` when the experiment has no champion), and the ``X-Model-Version`` header.
+        """
+        input_id, data = await _scoring_input(request, predict_input)
+        frame = await run_in_threadpool(hub.predict, name, data, version=version, alias=alias)
+        extra = {"input_id": input_id} if input_id else {}
+        payload = await run_in_threadpool(encode_records, frame, **extra, **_served(frame))
+        return Response(payload, media_type="application/json", headers=_served_headers(frame))
+
+    @router.post(
+        "/experiments/{name}/evaluate",
+        tags=["serving"],
+        responses=_errors(404, 413, 422, 503),
+        openapi_extra={"requestBody": {"required": True, "content": PREDICT_CONTENT}},
+    )
+    async def evaluate(
+        name: Name,
+        request: Request,
+        hub: Hub,
+        version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a model version")] = None,
+        alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a model alias")] = None,
+    ) -> EvaluationOut:
+        """Metrics of the served model against labelled rows (any body ``/predict`` accepts): detection metrics for
+        fault detection, forecast metrics for time series."""
+        _, data = await _scoring_input(request, predict_input)
+        metrics = await run_in_threadpool(hub.evaluate, name, data, version=version, alias=alias)
+        return EvaluationOut(experiment=name, metrics=_finite(dict(metrics)))
+
+    @router.post(
+        "/experiments/{name}/invocations",
+        tags=["serving"],
+        responses={200: {"description": 'MLflow\'s scoring answer: {"predictions": [...]}'}, **_errors(404, 413, 422)},
+        openapi_extra={"requestBody": {"required": True, "content": INVOCATIONS_CONTENT}},
+    )
+    async def invocations(name: Name, request: Request, hub: Hub) -> Response:
+        """MLflow's scoring protocol, so MLflow scoring clients work unchanged: one of ``dataframe_split``,
+        ``dataframe_records``, ``instances`` or ``inputs`` (or a ``text/csv`` body); answers
+        ``{"predictions": [...]}`` with ``model_version`` and ``champion`` beside it (the champion scores)."""
+        _, data = await _scoring_input(request, lambda raw: (None, invocation_frame(raw)))
+        frame = await run_in_threadpool(hub.predict, name, data)
+        records = await run_in_threadpool(frame.to_json, orient="records", date_format="iso", date_unit="ms")
+        head = json.dumps(_served(frame))[1:-1]
+        return Response(
+            f'{{"predictions": {records}, {head}}}', media_type="application/json", headers=_served_headers(frame)
+        )
 
     @router.post(
         "/experiments/{name}/records", status_code=202, tags=["serving"], responses=_errors(404, 413, 422, 503)
@@ -456,8 +544,58 @@ def _parse_train_body(raw: bytes) -> TrainIn:
         raise RequestValidationError(errors) from None
 
 
+def _served(frame: Any) -> dict[str, Any]:
+    """What scored, from ``hub.predict``'s ``attrs``: model_version, champion and maybe a warning."""
+    return {k: frame.attrs[k] for k in ("model_version", "champion", "warning") if k in frame.attrs}
+
+
+def _served_headers(frame: Any) -> dict[str, str]:
+    return {"X-Model-Version": str(frame.attrs["model_version"])} if "model_version" in frame.attrs else {}
+
+
+async def _scoring_input(request: Request, parse_json: Any) -> tuple[str | None, Any]:
+    """``(input id, rows)`` of a scoring body: a file upload, ``text/csv``, or JSON decoded by ``parse_json``."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        return None, await _read_upload(request)
+    raw = await request.body()
+    if content_type.startswith("text/csv"):
+        return None, await run_in_threadpool(_csv_frame, raw)
+    return await run_in_threadpool(parse_json, raw)
+
+
+def _csv_frame(raw: bytes) -> Any:
+    import io
+
+    import pandas as pd
+
+    try:
+        return pd.read_csv(io.BytesIO(raw), float_precision="round_trip")
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise ApiError(422, f"cannot read the CSV body: {exc}", field="body") from None
+
+
+async def _read_upload(request: Request) -> Any:
+    """The uploaded file (field ``file``) as a DataFrame."""
+    from framework.records import load_frame
+
+    async def read(path: Path) -> Any:
+        return await run_in_threadpool(load_frame, path)
+
+    return await _with_upload(request, read)
+
+
 async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
     """Spool an uploaded file (field ``file``) to a named temporary file and queue training on it."""
+
+    async def submit(path: Path) -> str:
+        return await run_in_threadpool(hub.submit_training, name, path)
+
+    return await _with_upload(request, submit)
+
+
+async def _with_upload(request: Request, use: Any) -> Any:
+    """Spool an uploaded file (field ``file``) to a named temporary file and ``await use(path)``."""
     from starlette.exceptions import HTTPException
 
     try:
@@ -473,7 +611,7 @@ async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
             with tempfile.TemporaryDirectory(prefix="experimenthub-upload-") as tmp:
                 path = Path(tmp) / f"upload{suffix}"
                 await run_in_threadpool(_copy_upload, upload, path)
-                return await run_in_threadpool(hub.submit_training, name, path)
+                return await use(path)
     except HTTPException as exc:
         if exc.status_code == 400:  # Starlette's malformed-multipart answer
             raise ApiError(422, f"malformed multipart body: {exc.detail}", field="file") from None

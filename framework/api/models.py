@@ -14,6 +14,7 @@ __all__ = [
     "NAME_PATTERN",
     "ErrorBody",
     "ErrorDetail",
+    "EvaluationOut",
     "ExperimentCreate",
     "ExperimentOut",
     "ExperimentTypeOut",
@@ -143,7 +144,17 @@ class PredictionsOut(BaseModel):
     id: str
     timestamp: float
     input_id: str | None = None
+    model_version: int = Field(description="the model version that scored (also the X-Model-Version header)")
+    champion: bool = Field(description="whether that version is the champion")
+    warning: str | None = Field(
+        default=None, description="set when the experiment has no champion: why its newest version did not validate"
+    )
     records: list[dict[str, Any]]
+
+
+class EvaluationOut(BaseModel):
+    experiment: str
+    metrics: dict[str, float | None] = Field(description="detection or forecast metrics; null when undefined")
 
 
 class PublishedOut(BaseModel):
