@@ -32,6 +32,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+import ssl
 import tempfile
 import threading
 import time
@@ -40,7 +41,7 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import mlflow.pyfunc
@@ -69,6 +70,7 @@ from framework.plugins.mlflow_settings import ClientSettings
 from framework.plugins.mlflow_settings import active as active_settings
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord, RunStatus
 from framework.plugins.settings import MLflowConfig, validated_by
+from framework.plugins.tls import tls_failure
 
 __all__ = ["MLflowPlugin", "PyfuncModelWrapper"]
 
@@ -190,6 +192,12 @@ class MLflowPlugin(MLOpsPlugin):
         settings replace ``MLFLOW_HTTP_REQUEST_*`` for this plugin's calls only.
     health_timeout:
         Deadline (s) of ``health_check`` and of the probe in ``initialize``; also the HTTP connect timeout.
+    username, password:
+        Credentials of a server run with ``--app-name basic-auth`` (HTTP basic auth; use https off the host). A
+        refused login is a ``PluginError`` naming the user, never the password.
+    ca_bundle, client_cert:
+        For an https server: the PEM CA bundle that signed its certificate, and a PEM client certificate with its
+        key for servers that require one.
     """
 
     plugin_type = "mlops"
@@ -205,6 +213,10 @@ class MLflowPlugin(MLOpsPlugin):
         max_retries: int = 2,
         backoff_factor: float = 1.0,
         health_timeout: float = 3.0,
+        username: str | None = None,
+        password: str | None = None,
+        ca_bundle: str | None = None,
+        client_cert: str | None = None,
     ) -> None:
         if mlflow_uri is None:
             from framework.config import state_dir
@@ -223,14 +235,30 @@ class MLflowPlugin(MLOpsPlugin):
         # httpx logs request URLs: probe without userinfo, and send it as basic auth instead
         self._probe_base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
         self._probe_auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        if username is not None:
+            self._probe_auth = (username, password or "")
+        self.username = username if username is not None else (self._probe_auth or (None,))[0]
+        self.ca_bundle, self.client_cert = ca_bundle, client_cert
         self._db_path = (
             None if self.is_server else Path(unquote(mlflow_uri[len("sqlite:///") :])).expanduser().resolve()
         )
         self._tracking_uri = mlflow_uri if self._db_path is None else f"sqlite:///{self._db_path}"
+        if username is not None and self.is_server:
+            # in the URI, not only in MLflow's per-call settings: MLflow downloads artifacts in its own threads,
+            # where those settings do not reach; requests sends URL userinfo as basic auth, and it is never logged
+            userinfo = f"{quote(username, safe='')}:{quote(password or '', safe='')}"
+            netloc = f"{userinfo}@{parts.netloc.rpartition('@')[2]}"
+            self._tracking_uri = parts._replace(netloc=netloc).geturl()
         if artifact_location is None and self._db_path is not None:
             artifact_location = (self._db_path.parent / "artifacts").as_uri()
         self.artifact_location = artifact_location
-        self._settings = ClientSettings((health_timeout, request_timeout), max_retries, backoff_factor)
+        self._settings = ClientSettings(
+            (health_timeout, request_timeout),
+            max_retries,
+            backoff_factor,
+            server_cert_path=ca_bundle,
+            client_cert_path=client_cert,
+        )
         self._client: MlflowClient | None = None
         self._open_runs: set[str] = set()
         self._experiment_names: dict[str, str] = {}  # experiment id -> name, for RunRecord
@@ -249,6 +277,8 @@ class MLflowPlugin(MLOpsPlugin):
         _quiet_expected_mlflow_messages()
         if self.is_server:
             reachable, details = self._probe_server()
+            if details["status"] in ("login refused", "TLS failed"):  # retrying would not help
+                raise PluginError(f"MLflow server {self.masked_uri}: {details['error']}", plugin_type="mlops")
             if not reachable:
                 raise PluginUnavailable(
                     f"MLflow server {self.masked_uri} is unreachable: {details['error']}", plugin_type="mlops"
@@ -309,7 +339,17 @@ class MLflowPlugin(MLOpsPlugin):
             return max(deadline - time.monotonic(), 0.05)
 
         try:
-            with httpx.Client(timeout=self.health_timeout, auth=self._probe_auth, trust_env=False) as http:
+            verify: ssl.SSLContext | bool = (
+                ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+            )
+            client = httpx.Client(
+                timeout=self.health_timeout,
+                auth=self._probe_auth,
+                trust_env=False,
+                verify=verify,
+                cert=self.client_cert,
+            )
+            with client as http:
                 http.get(f"{base}/health", timeout=remaining()).raise_for_status()
                 version = http.get(f"{base}/version", timeout=remaining())
                 details["server_version"] = version.text.strip() if version.is_success else None
@@ -317,8 +357,21 @@ class MLflowPlugin(MLOpsPlugin):
                     f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 1}, timeout=remaining()
                 )
                 search.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            if code in (401, 403):
+                details["status"] = "login refused"
+                who = f"user {self.username!r}" if self.username else "no credentials (set username and password)"
+                details["error"] = f"HTTP {code}: the server refused {who}"
+            else:
+                details["error"] = redact(f"{type(exc).__name__}: {exc}")
+            details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
+            return False, details
         except httpx.HTTPError as exc:
             details["error"] = redact(f"{type(exc).__name__}: {exc}")
+            if (problem := tls_failure(exc)) is not None:
+                details["status"] = "TLS failed"
+                details["error"] = f"TLS handshake failed: {problem}; check ca_bundle and client_cert"
             details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
             return False, details
         details["status"] = "reachable"

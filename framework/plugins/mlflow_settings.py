@@ -30,6 +30,8 @@ HOOKED_VARIABLES: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "backoff_factor",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "progress_bar",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "suppress_run_url",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH": "server_cert_path",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH": "client_cert_path",
 }
 
 
@@ -42,6 +44,9 @@ class ClientSettings:
     backoff_factor: float
     progress_bar: bool = False  # no tqdm bars on stderr from a service
     suppress_run_url: bool = True  # no "View run <url>" on stdout (the URL would carry the URI's credentials)
+    # None: the environment's value (MLflow's own MLFLOW_TRACKING_* variables) still applies
+    server_cert_path: str | None = None  # CA bundle of an https server
+    client_cert_path: str | None = None
 
 
 _ACTIVE: ContextVar[ClientSettings | None] = ContextVar("experimenthub_mlflow_settings", default=None)
@@ -61,7 +66,8 @@ def _install_hook() -> None:
 
             def scoped(from_environment: Any = from_environment, attr: str = attr) -> Any:
                 settings = _ACTIVE.get()
-                return from_environment() if settings is None else getattr(settings, attr)
+                value = None if settings is None else getattr(settings, attr)
+                return from_environment() if value is None else value
 
             scoped.experimenthub_hook = True  # type: ignore[attr-defined]
             variable.get = scoped

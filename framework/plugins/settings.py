@@ -112,6 +112,18 @@ class MLflowConfig(PluginSettings):
     max_retries: int = Field(2, ge=0, le=10, description="retries of a failed MLflow HTTP request")
     backoff_factor: float = Field(1.0, ge=0, description="backoff factor between those retries")
     health_timeout: float = Field(3.0, gt=0, description="deadline (s) of health checks; also the connect timeout")
+    username: str | None = Field(None, description="user of a server run with --app-name basic-auth")
+    password: str | None = secret(None, "password of that user (use ${ENV} or ${file:...})")
+    ca_bundle: str | None = Field(None, description="PEM CA bundle that signed an https server's certificate")
+    client_cert: str | None = Field(None, description="PEM client certificate with its key, for mutual TLS")
+
+    _mlflow_files = pydantic.field_validator("ca_bundle", "client_cert")(_readable_file)
+
+    @pydantic.model_validator(mode="after")
+    def _credentials_in_pairs(self) -> MLflowConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: set both or neither")
+        return self
 
     @pydantic.field_validator("mlflow_uri")
     @classmethod
