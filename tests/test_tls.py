@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,34 +107,59 @@ class Terminator:
     wrong_ca_file: Path
 
 
+@dataclass
+class Certificates:
+    ca_file: Path
+    wrong_ca_file: Path
+    server_pem: Path
+
+
 @pytest.fixture(scope="module")
-def amqps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminator]:
-    """stunnel on a free port, TLS in front of RabbitMQ's plain 5672."""
-    require_service("rabbitmq")
-    if STUNNEL is None:
-        pytest.fail("stunnel4 is not installed (apt-get install stunnel4; .ci/run installs it)")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     folder = tmp_path_factory.mktemp("tls")
     ca = make_ca(folder, "ehub-test-ca")
     wrong = make_ca(folder, "ehub-other-ca")
-    server_pem = issue(ca, folder, "ehub-rabbit")
+    return Certificates(ca.cert, wrong.cert, issue(ca, folder, "ehub-server"))
+
+
+@contextmanager
+def terminator(certs: Certificates, target_port: int, folder: Path) -> Iterator[Terminator]:
+    """stunnel on a free port: TLS outside, plain TCP to 127.0.0.1:``target_port`` inside."""
+    if STUNNEL is None:
+        pytest.fail("stunnel4 is not installed (apt-get install stunnel4; .ci/run installs it)")
     port = free_port()
-    conf = folder / "stunnel.conf"
+    conf, log = folder / f"stunnel-{port}.conf", folder / f"stunnel-{port}.log"
     conf.write_text(
-        f"foreground = yes\npid =\noutput = {folder / 'stunnel.log'}\n"
-        f"[amqps]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:5672\ncert = {server_pem}\n"
+        f"foreground = yes\npid =\noutput = {log}\n"
+        f"[tls]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{target_port}\ncert = {certs.server_pem}\n"
     )
     process = subprocess.Popen([STUNNEL, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while not _listening(port):
             if process.poll() is not None or time.monotonic() > deadline:
-                log = (folder / "stunnel.log").read_text() if (folder / "stunnel.log").exists() else ""
-                pytest.fail(f"stunnel did not start (exit {process.poll()}):\n{log[-2000:]}")
+                text = log.read_text() if log.exists() else ""
+                pytest.fail(f"stunnel did not start (exit {process.poll()}):\n{text[-2000:]}")
             time.sleep(0.1)
-        yield Terminator(port, ca.cert, wrong.cert)
+        yield Terminator(port, certs.ca_file, certs.wrong_ca_file)
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def amqps(certificates: Certificates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminator]:
+    """TLS in front of RabbitMQ's plain 5672."""
+    require_service("rabbitmq")
+    with terminator(certificates, 5672, tmp_path_factory.mktemp("amqps")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def https_mlflow(certificates: Certificates, mlflow_server, tmp_path_factory) -> Iterator[Terminator]:
+    """TLS in front of the session's MLflow tracking server."""
+    with terminator(certificates, mlflow_server.port, tmp_path_factory.mktemp("https")) as running:
+        yield running
 
 
 def _listening(port: int) -> bool:
@@ -236,3 +262,31 @@ def test_a_celery_job_runs_through_tls(amqps: Terminator, mlflow_server, tmp_pat
     wrong = CeleryPlugin(broker, BACKEND, "ehub_tls", queue=queue, ssl={"ca_file": str(amqps.wrong_ca_file)})
     with pytest.raises(PluginError, match=r"TLS handshake with the Celery broker.*certificate verify failed"):
         wrong.initialize()
+
+
+def test_mlflow_over_https_with_a_ca_bundle(https_mlflow: Terminator, tmp_path: Path) -> None:
+    import plotly.graph_objects as go
+
+    from framework.plugins.mlflow_plugin import MLflowPlugin
+
+    uri = f"https://localhost:{https_mlflow.port}"
+    plugin = MLflowPlugin(mlflow_uri=uri, ca_bundle=str(https_mlflow.ca_file), max_retries=0)
+    plugin.initialize()
+    try:
+        experiment = f"https-{uuid.uuid4().hex[:8]}"
+        plugin.create_experiment(experiment)
+        with plugin.run(experiment) as run_id:
+            plugin.log_params(run_id, {"alpha": 1})
+            plugin.log_figure(run_id, go.Figure(go.Scatter(y=[1, 2])), "line")
+        assert plugin.get_run(run_id).params["alpha"] == "1"
+        assert plugin.download_artifact(run_id, "figures/line.json", tmp_path).read_text().startswith("{")
+        healthy, details = plugin.health_check()
+        assert healthy, details
+    finally:
+        plugin.shutdown()
+
+    wrong = MLflowPlugin(mlflow_uri=uri, ca_bundle=str(https_mlflow.wrong_ca_file), max_retries=0)
+    with pytest.raises(PluginError) as caught:
+        wrong.initialize()
+    assert not isinstance(caught.value, PluginUnavailable)
+    assert "TLS handshake failed" in str(caught.value) and "certificate verify failed" in str(caught.value)
