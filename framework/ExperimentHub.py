@@ -11,6 +11,7 @@ import concurrent.futures
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from importlib import import_module
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 5.0
 MODEL_CACHE_SIZE = 8
+RESOLVE_TTL_S = 5.0  # how long load() trusts what a version/alias/champion resolved to without asking the store
 
 
 class ExperimentHub:
@@ -57,8 +59,10 @@ class ExperimentHub:
         self.state_dir: Path = state_dir(self.config)
         self._plugins: dict[str, Plugin] = {}
         self._failed: dict[str, str] = {}  # plugin type -> why it could not start (strict=False only)
-        self._models: OrderedDict[tuple[str, int], Experiment] = OrderedDict()
+        self._models: OrderedDict[tuple[str, int, str | None], Experiment] = OrderedDict()
         self._models_lock = threading.Lock()
+        self._resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
+        self.resolve_ttl_s = RESOLVE_TTL_S
         self._local_jobs: LocalExecutor | None = None
 
     # -- construction -----------------------------------------------------------------------------------------
@@ -233,11 +237,21 @@ class ExperimentHub:
         return self.store.get(name)
 
     def delete_experiment(self, name: str) -> None:
-        """Delete the experiment, its runs and its registered model."""
+        """Delete the hub experiment, its runs and its registered model, and cancel its queued and running jobs.
+
+        Only experiments the hub created are deleted. A job of the deleted experiment that still runs somewhere
+        cannot register or promote a version afterwards (it checks the experiment's incarnation first).
+        """
+        from framework.jobs import jobs_of
+
+        job_ids = jobs_of(self.jobs_backend, self.store, name)
         self.store.delete(name)
-        with self._models_lock:
-            for key in [k for k in self._models if k[0] == name]:
-                del self._models[key]
+        for job_id in job_ids:
+            try:
+                self.cancel_job(job_id)
+            except HubError as exc:  # the experiment is gone; a job that cannot be cancelled cannot register either
+                log.warning("deleted %s but could not cancel its job %s: %s", name, job_id, redact(str(exc)))
+        self._forget(name)
 
     def new_experiment(self, name: str) -> Experiment:
         """A fresh, unfitted experiment object built from the stored type and spec."""
@@ -252,9 +266,14 @@ class ExperimentHub:
         from framework.records import load_frame
         from framework.training import train_version
 
-        experiment, frame = self.new_experiment(name), load_frame(data)
+        info = self.store.get(name)
+        experiment = self.experiment_class(info.type)(info.spec)
+        frame = load_frame(data)
         experiment.check_training_data(frame)
-        return train_version(self.store, name, experiment, frame, job_id=job_id)
+        try:
+            return train_version(self.store, name, experiment, frame, job_id=job_id, incarnation=info.incarnation)
+        finally:
+            self._forget(name)  # a new champion is served at once by this hub
 
     def retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> TrainResult:
         """Train a new version on recent data: the newest training snapshot plus ``data``, cut to the
@@ -262,16 +281,26 @@ class ExperimentHub:
         from framework.records import load_frame
         from framework.training import retrain_frame, train_version
 
-        experiment = self.new_experiment(name)
+        info = self.store.get(name)
+        experiment = self.experiment_class(info.type)(info.spec)
         frame = retrain_frame(self.store, name, experiment, None if data is None else load_frame(data))
-        return train_version(self.store, name, experiment, frame, job_id=job_id, kind="retrain")
+        try:
+            return train_version(
+                self.store, name, experiment, frame, job_id=job_id, kind="retrain", incarnation=info.incarnation
+            )
+        finally:
+            self._forget(name)
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> Experiment:
-        """The fitted experiment of a version, an alias, or by default the champion (else the newest version)."""
-        return self._load_version(name, self.store.resolve_version(name, version=version, alias=alias))
+        """The fitted experiment of a version, an alias, or by default the champion (else the newest version).
+
+        What the request resolves to is remembered for ``resolve_ttl_s`` seconds, so predicting with a cached model
+        does not ask the store every call; a new champion is served at most that long after it was set.
+        """
+        return self._load_version(name, self._resolve(name, version, alias))
 
     def _load_version(self, name: str, chosen: ModelVersion) -> Experiment:
-        key = (name, chosen.version)
+        key = (name, chosen.version, chosen.run_id)  # a re-created experiment's version 1 is another model
         with self._models_lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -282,6 +311,28 @@ class ExperimentHub:
             while len(self._models) > MODEL_CACHE_SIZE:
                 self._models.popitem(last=False)
         return model
+
+    def _resolve(self, name: str, version: int | None, alias: str | None) -> ModelVersion:
+        request = (name, version, alias)
+        with self._models_lock:
+            cached = self._resolved.get(request)
+        if cached is not None and time.monotonic() - cached[0] < self.resolve_ttl_s:
+            return cached[1]
+        chosen = self.store.resolve_version(name, version=version, alias=alias)
+        with self._models_lock:
+            self._resolved[request] = (time.monotonic(), chosen)
+            if len(self._resolved) > 4 * MODEL_CACHE_SIZE:  # bounded: drop the oldest answers
+                for stale in sorted(self._resolved, key=lambda k: self._resolved[k][0])[:MODEL_CACHE_SIZE]:
+                    del self._resolved[stale]
+        return chosen
+
+    def _forget(self, name: str) -> None:
+        """Drop the cached models and resolutions of ``name`` (after a delete or a promotion)."""
+        with self._models_lock:
+            for key in [k for k in self._models if k[0] == name]:
+                del self._models[key]
+            for request in [k for k in self._resolved if k[0] == name]:
+                del self._resolved[request]
 
     def predict(
         self, name: str, data: DataInput | None = None, *, version: int | None = None, alias: str | None = None
@@ -338,8 +389,12 @@ class ExperimentHub:
         return self.store.latest_monitoring(name)
 
     def promote(self, name: str, version: int) -> ModelVersion:
-        """Move ``champion`` to ``version`` by hand."""
-        return self.store.promote(name, version)
+        """Move ``champion`` to ``version`` by hand; a version that cannot be served (say, its model comes from
+        outside the store and is refused) is refused here too."""
+        self.load(name, version=version)
+        promoted = self.store.promote(name, version)
+        self._forget(name)
+        return promoted
 
     def figure(self, name: str, figure: str, version: int | None = None) -> dict[str, Any]:
         """The plotly JSON of a figure stored with a version's training run (champion by default)."""
@@ -362,29 +417,36 @@ class ExperimentHub:
         dataset); in-process jobs get the frame itself."""
         from framework.records import load_frame
 
+        info = self.store.get(name)
         frame = load_frame(data)
-        self.new_experiment(name).check_training_data(frame)  # a bad column fails here, not in the job
-        return self._submit(TRAIN_TASK, name, frame, job_id)
+        self.experiment_class(info.type)(info.spec).check_training_data(frame)  # a bad column fails here
+        return self._submit(TRAIN_TASK, info, frame, job_id)
 
     def submit_retrain(self, name: str, data: DataInput | None = None, *, job_id: str | None = None) -> str:
         """Queue a retrain job (newest training snapshot plus ``data``, cut to the spec's window); return its id."""
         from framework.records import load_frame
 
-        experiment = self.new_experiment(name)
+        info = self.store.get(name)
         frame = None if data is None else load_frame(data)
         if frame is not None:
-            experiment.check_training_data(frame)
-        return self._submit(RETRAIN_TASK, name, frame, job_id)
+            self.experiment_class(info.type)(info.spec).check_training_data(frame)
+        return self._submit(RETRAIN_TASK, info, frame, job_id)
 
-    def _submit(self, task: str, name: str, frame: pd.DataFrame | None, job_id: str | None) -> str:
+    def _submit(self, task: str, info: ExperimentInfo, frame: pd.DataFrame | None, job_id: str | None) -> str:
         job_id = job_id or uuid.uuid4().hex
         backend = self.jobs_backend
-        kwargs: dict[str, Any] = {"job_id": job_id, "experiment": name}
+        name = info.name
+        kwargs: dict[str, Any] = {"job_id": job_id, "experiment": name, "incarnation": info.incarnation}
         if isinstance(backend, LocalExecutor):
             kwargs["data"] = frame  # same process: no round trip through the store
-        else:
-            kwargs["dataset_run_id"] = self.store.save_dataset(name, frame) if frame is not None else None
-        return backend.submit_task(task, kwargs, task_id=job_id)
+            return backend.submit_task(task, kwargs, task_id=job_id)
+        dataset = kwargs["dataset_run_id"] = self.store.save_dataset(name, frame) if frame is not None else None
+        try:
+            return backend.submit_task(task, kwargs, task_id=job_id)
+        except BaseException:
+            if dataset is not None:  # the job was never queued: leave no copy of its data behind
+                self.store.drop_dataset(dataset)
+            raise
 
     def run_job(
         self,
@@ -393,13 +455,25 @@ class ExperimentHub:
         dataset_run_id: str | None = None,
         kind: str = "train",
         data: pd.DataFrame | None = None,
+        incarnation: str | None = None,
     ) -> dict[str, Any]:
-        """Execute a train or retrain job (on a worker or in-process); idempotent by ``job_id``."""
+        """Execute a train or retrain job (on a worker or in-process); idempotent by ``job_id``. A job submitted
+        for an ``incarnation`` of the experiment that has been deleted since fails without registering anything."""
         from framework.jobs import run_job
 
-        return run_job(
-            self.store, self.new_experiment, job_id, experiment, kind=kind, dataset_run_id=dataset_run_id, data=data
-        )
+        try:
+            return run_job(
+                self.store,
+                self.new_experiment,
+                job_id,
+                experiment,
+                kind=kind,
+                dataset_run_id=dataset_run_id,
+                data=data,
+                incarnation=incarnation,
+            )
+        finally:
+            self._forget(experiment)  # the job may have moved the champion: serve it at once
 
     def job(self, job_id: str) -> JobInfo:
         """State of a job (queued, running, succeeded, failed, cancelled) with its result or error, from any

@@ -332,7 +332,12 @@ def predict_command(
     if served.get("warning"):
         errors.print(f"[yellow]warning:[/] {served['warning']}", highlight=False, soft_wrap=True)
     if out is not None:
-        (result.to_parquet if out.suffix == ".parquet" else result.to_csv)(out, index=False)
+        if out.suffix == ".parquet":
+            result.to_parquet(out, index=False)
+        else:
+            from framework.records import csv_safe
+
+            csv_safe(result).to_csv(out, index=False)
         errors.print(f"wrote {len(result)} predictions to {out}")
     if json_out:
         typer.echo(result.to_json(orient="records", date_format="iso"))

@@ -33,6 +33,7 @@ __all__ = [
     "LocalExecutor",
     "cancel_job",
     "job_info",
+    "jobs_of",
     "run_job",
     "training_history",
 ]
@@ -72,10 +73,12 @@ def run_job(
     kind: str = "train",
     dataset_run_id: str | None = None,
     data: pd.DataFrame | None = None,
+    incarnation: str | None = None,
 ) -> dict[str, Any]:
     """Execute a train or retrain job on a worker or in-process, on ``data`` or the stored ``dataset_run_id``.
 
     Idempotent: a job that already produced a finished version returns that run's result instead of training again.
+    A job submitted for an ``incarnation`` of the experiment that was deleted since fails without training.
     """
     from framework.training import result_of_run, retrain_frame, train_version
 
@@ -83,6 +86,7 @@ def run_job(
     if done is not None and store.made_a_version(done):
         log.info("job %s already finished as run %s; not training again", job_id, done.run_id)
         return result_of_run(done).to_dict()
+    store.check_incarnation(experiment, incarnation, "run this job")
     if dataset_run_id:
         data = store.load_dataset(dataset_run_id)
     model = new_experiment(experiment)
@@ -90,7 +94,7 @@ def run_job(
         data = retrain_frame(store, experiment, model, data)
     elif data is None:
         raise JobFailed("a training job needs a dataset", job_id=job_id)
-    return train_version(store, experiment, model, data, job_id=job_id, kind=kind).to_dict()
+    return train_version(store, experiment, model, data, job_id=job_id, kind=kind, incarnation=incarnation).to_dict()
 
 
 def job_info(backend: Any, store: ExperimentStore | None, job_id: str) -> JobInfo:
@@ -127,6 +131,14 @@ def cancel_job(backend: Any, store: ExperimentStore | None, job_id: str) -> bool
     return accepted
 
 
+def jobs_of(backend: Any, store: ExperimentStore, name: str) -> list[str]:
+    """Ids of the queued and running jobs of experiment ``name``: those the backend knows in this process, and
+    those whose training run is RUNNING in the store (from any process)."""
+    known = backend.jobs_of(name) if isinstance(backend, LocalExecutor) else []
+    running = [store.run_summary(run)["job_id"] for run in store.training_runs(name, 100) if run.status == "RUNNING"]
+    return list(dict.fromkeys([*known, *(job_id for job_id in running if job_id)]))
+
+
 def training_history(store: ExperimentStore, names: list[str], limit: int = 20) -> list[dict[str, Any]]:
     """Recent trainings (jobs included) of ``names``, newest first: one plain dict per run."""
     rows = [store.run_summary(run) for name in names for run in store.training_runs(name, limit)]
@@ -134,13 +146,18 @@ def training_history(store: ExperimentStore, names: list[str], limit: int = 20) 
 
 
 class LocalExecutor:
-    """Runs named tasks in-process on ``max_workers`` threads, behind the TaskQueuePlugin methods."""
+    """Runs named tasks in-process on ``max_workers`` threads, behind the TaskQueuePlugin methods.
 
-    def __init__(self, tasks: Mapping[str, Callable[..., Any]], max_workers: int = 2) -> None:
+    It remembers at most ``max_finished`` ended jobs (the oldest are forgotten first); a forgotten job's state is
+    still read from its training run in the store (``job_info``)."""
+
+    def __init__(self, tasks: Mapping[str, Callable[..., Any]], max_workers: int = 2, max_finished: int = 1000) -> None:
         self._tasks = dict(tasks)
+        self._max_finished = max_finished
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self._futures: dict[str, concurrent.futures.Future] = {}
         self._running: set[str] = set()
+        self._experiments: dict[str, str] = {}  # job id -> experiment name
         self._lock = threading.Lock()
 
     def shutdown(self) -> None:
@@ -154,7 +171,24 @@ class LocalExecutor:
         with self._lock:
             if task_id not in self._futures:
                 self._futures[task_id] = self._pool.submit(self._run, task_id, self._tasks[task_name], dict(kwargs))
+                self._experiments[task_id] = str(kwargs.get("experiment", ""))
+                self._forget_oldest_finished()
         return task_id
+
+    def _forget_oldest_finished(self) -> None:
+        finished = [job_id for job_id, future in self._futures.items() if future.done()]
+        for job_id in finished[: max(0, len(finished) - self._max_finished)]:
+            del self._futures[job_id]
+            self._experiments.pop(job_id, None)
+
+    def jobs_of(self, experiment: str) -> list[str]:
+        """Ids of this executor's queued and running jobs of ``experiment``."""
+        with self._lock:
+            return [
+                job_id
+                for job_id, name in self._experiments.items()
+                if name == experiment and not self._futures[job_id].done()
+            ]
 
     def _run(self, task_id: str, task: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         with self._lock:

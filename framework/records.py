@@ -10,7 +10,6 @@ or a bare list of records ``[{...}, {...}]``. Predictions are published in the s
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
@@ -23,9 +22,12 @@ import pandas as pd
 from framework.errors import DataValidationError
 
 __all__ = [
+    "FILE_READERS",
+    "MAX_CELLS",
     "MAX_MESSAGE_BYTES",
     "RECORDS_SCHEMA",
     "DataInput",
+    "csv_safe",
     "decode_message",
     "decode_records",
     "encode_records",
@@ -35,28 +37,25 @@ __all__ = [
 
 RECORDS_SCHEMA = "experimenthub.records/1"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-FILE_READERS = {
-    ".csv": functools.partial(pd.read_csv, float_precision="round_trip"),  # floats read back exactly as written
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
-    ".xlsx": pd.read_excel,
-    ".xls": pd.read_excel,
-    ".json": pd.read_json,
-}
+MAX_CELLS = 20_000_000  # rows x columns of one file or records list (about 160 MB of float64)
 
 DataInput = pd.DataFrame | str | Path | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
-def load_frame(data: DataInput) -> pd.DataFrame:
-    """A DataFrame from a DataFrame, a CSV/Parquet/Excel/JSON path, a list of records, or a records envelope."""
+def load_frame(data: DataInput, *, max_cells: int = MAX_CELLS) -> pd.DataFrame:
+    """A DataFrame from a DataFrame, a CSV/Parquet/Excel/JSON path, a list of records, or a records envelope.
+
+    Files and records bigger than ``max_cells`` (rows x columns) are refused: Parquet and Excel before they are
+    read (from the Parquet metadata; Excel row by row), CSV and JSON once parsed. A DataFrame is taken as it is.
+    """
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
     elif isinstance(data, str | Path):
-        frame = _read_file(Path(data))
+        frame = _read_file(Path(data), max_cells)
     elif isinstance(data, Mapping):
-        frame = _records_frame(_envelope_records(data))
+        frame = _records_frame(_envelope_records(data), max_cells)
     elif isinstance(data, Sequence) and not isinstance(data, bytes | bytearray):
-        frame = _records_frame(data)
+        frame = _records_frame(data, max_cells)
     else:
         raise TypeError(f"data must be a DataFrame, a file path or a list of records, not {type(data).__name__}")
     if frame.empty:
@@ -65,7 +64,66 @@ def load_frame(data: DataInput) -> pd.DataFrame:
     return frame
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _check_cells(rows: int, columns: int, max_cells: int, what: str) -> None:
+    if rows * columns > max_cells:
+        raise DataValidationError(
+            f"{what} has {rows} rows x {columns} columns = {rows * columns} cells, over the limit of {max_cells}",
+            field="data",
+        )
+
+
+def _read_parquet(path: Path, max_cells: int) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata  # the footer only: nothing is decompressed yet
+    _check_cells(metadata.num_rows, metadata.num_columns, max_cells, path.name)
+    return pd.read_parquet(path)
+
+
+def _read_excel(path: Path, max_cells: int) -> pd.DataFrame:
+    """The first sheet, counted row by row (the sheet's own dimension can lie) before pandas reads it.
+
+    openpyxl parses the XML with defusedxml (a dependency), so entity-expansion bombs are refused."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        cells = rows = 0
+        for row in workbook.worksheets[0].iter_rows(min_row=2, values_only=True):  # row 1: the header
+            rows += 1
+            cells += len(row)
+            if cells > max_cells:
+                raise DataValidationError(
+                    f"{path.name} has over {max_cells} cells in its first {rows} rows, over the limit of {max_cells}",
+                    field="data",
+                )
+    finally:
+        workbook.close()
+    return pd.read_excel(path, engine="openpyxl", nrows=rows)
+
+
+def _read_csv(path: Path, max_cells: int) -> pd.DataFrame:
+    frame = pd.read_csv(path, float_precision="round_trip")  # floats read back exactly as written
+    _check_cells(*frame.shape, max_cells, path.name)
+    return frame
+
+
+def _read_json(path: Path, max_cells: int) -> pd.DataFrame:
+    frame = pd.read_json(path)
+    _check_cells(*frame.shape, max_cells, path.name)
+    return frame
+
+
+FILE_READERS = {
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+    ".pq": _read_parquet,
+    ".xlsx": _read_excel,
+    ".json": _read_json,
+}
+
+
+def _read_file(path: Path, max_cells: int) -> pd.DataFrame:
     reader = FILE_READERS.get(path.suffix.lower())
     if reader is None:
         raise DataValidationError(
@@ -74,9 +132,27 @@ def _read_file(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataValidationError(f"file not found: {path}", field="data")
     try:
-        return reader(path)
+        return reader(path, max_cells)
+    except DataValidationError:
+        raise
     except Exception as exc:
         raise DataValidationError(f"cannot read {path.name}: {exc}", field="data") from exc
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose column names and text cells cannot run as spreadsheet formulas (``=cmd|...``): text starting
+    with ``= + - @``, a tab or a carriage return gets a leading ``'`` (OWASP's CSV-injection advice)."""
+
+    def escape(value: Any) -> Any:
+        return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+    safe = frame.rename(columns=lambda c: escape(str(c)))
+    for column in safe.select_dtypes(include=["object", "string"]).columns:
+        safe[column] = safe[column].map(escape)
+    return safe
 
 
 def _envelope_records(message: Mapping[str, Any]) -> Any:
@@ -97,8 +173,13 @@ def _check_records(records: Any) -> list[Mapping[str, Any]]:
     return records
 
 
-def _records_frame(records: Any) -> pd.DataFrame:
-    return pd.DataFrame.from_records(_check_records(records))
+def _records_frame(records: Any, max_cells: int = MAX_CELLS) -> pd.DataFrame:
+    try:
+        frame = pd.DataFrame.from_records(_check_records(records))
+    except OverflowError:
+        raise DataValidationError("a number is too large (beyond float64's range)", field="records") from None
+    _check_cells(*frame.shape, max_cells, "the records")
+    return frame
 
 
 def decode_message(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str | None, list[Mapping]]:

@@ -2,7 +2,11 @@
 
 Names, tags, reads and writes; no training logic (that is ``training.py``) and no job logic (``jobs.py``).
 
-- a hub experiment is an MLOps experiment tagged ``experimenthub.type`` and ``experimenthub.spec`` (JSON);
+- a hub experiment is an MLOps experiment tagged ``experimenthub.type``, ``experimenthub.spec`` (JSON) and
+  ``experimenthub.incarnation`` (a fresh id per creation). Only experiments with these tags are the hub's: the hub
+  never adopts, changes or deletes any other experiment or registered model;
+- each model version is tagged with the incarnation that made it; a version of another incarnation (a job that
+  outlived a delete) is never registered, promoted or served under a new experiment of the same name;
 - each training is a run tagged ``experimenthub.kind=train`` holding params, metrics, figures, the dataset
   snapshot (``data/train.parquet``) and the model; each model is a version of the registered model named
   after the experiment, and the alias ``champion`` marks the one in service;
@@ -17,6 +21,7 @@ import json
 import logging
 import re
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +53,7 @@ TAG_JOB = "experimenthub.job_id"
 TAG_VERSION = "experimenthub.model_version"
 TAG_PROMOTED = "experimenthub.promoted"
 TAG_VALIDATION = "experimenthub.validation"
+TAG_INCARNATION = "experimenthub.incarnation"
 TAG_ERROR = "experimenthub.error"  # why a training run FAILED, so any process can report it
 TAG_RUN_NAME = "mlflow.runName"
 TAG_FIGURES = "experimenthub.figures"
@@ -65,6 +71,7 @@ class ExperimentInfo:
     type: str
     spec: dict[str, Any]
     champion: int | None = None
+    incarnation: str | None = None  # None only for experiments made before incarnations existed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,10 +105,20 @@ class ExperimentStore:
             if info.spec != spec:
                 self.mlops.set_experiment_tags(name, {TAG_SPEC: json.dumps(spec, sort_keys=True)})
             return self.get(name)
-        self.mlops.create_experiment(name, tags={TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec, sort_keys=True)})
-        if existing is not None:  # an MLflow experiment of that name existed without hub tags: adopt it
-            self.mlops.set_experiment_tags(name, {TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec)})
-        return ExperimentInfo(name, experiment_type, spec)
+        if existing is not None:
+            raise ConflictError(
+                f"an MLflow experiment named {name!r} already exists and was not created by the hub; "
+                "the hub does not adopt (or later delete) experiments it does not own: choose another name"
+            )
+        if self.mlops.list_versions(name):
+            raise ConflictError(
+                f"a registered model named {name!r} already exists and was not created by the hub; "
+                "the hub does not adopt (or later delete) models it does not own: choose another name"
+            )
+        incarnation = uuid.uuid4().hex
+        tags = {TAG_TYPE: experiment_type, TAG_SPEC: json.dumps(spec, sort_keys=True), TAG_INCARNATION: incarnation}
+        self.mlops.create_experiment(name, tags=tags)
+        return ExperimentInfo(name, experiment_type, spec, incarnation=incarnation)
 
     def get(self, name: str) -> ExperimentInfo:
         found = self.mlops.get_experiment(name)
@@ -112,22 +129,50 @@ class ExperimentStore:
     def list(self) -> list[ExperimentInfo]:
         return [self._info(e) for e in self.mlops.list_experiments(tag=TAG_TYPE)]
 
-    def delete(self, name: str) -> None:
-        self.get(name)
+    def delete(self, name: str) -> ExperimentInfo:
+        """Delete a hub experiment and its model (never an experiment the hub does not own); return what it was."""
+        info = self.get(name)
         self.mlops.delete_experiment(name)
+        return info
+
+    def incarnation(self, name: str) -> str | None:
+        """The incarnation id of the hub experiment ``name`` (``ExperimentNotFound`` once it is deleted)."""
+        return self.get(name).incarnation
+
+    def check_incarnation(self, name: str, incarnation: str | None, action: str) -> None:
+        """Refuse ``action`` for work started for another incarnation of ``name`` (deleted, maybe re-created)."""
+        try:
+            current = self.incarnation(name)
+        except ExperimentNotFound:
+            raise ExperimentNotFound(f"experiment {name!r} was deleted; not going to {action}") from None
+        if incarnation is not None and current != incarnation:
+            raise ConflictError(
+                f"experiment {name!r} was deleted and created again since this work started; not going to {action}"
+            )
 
     def _info(self, record: dict[str, Any]) -> ExperimentInfo:
         tags = record["tags"]
         champion = self.mlops.get_alias(record["name"], CHAMPION)
         return ExperimentInfo(
-            record["name"], tags[TAG_TYPE], json.loads(tags.get(TAG_SPEC, "{}")), champion.version if champion else None
+            record["name"],
+            tags[TAG_TYPE],
+            json.loads(tags.get(TAG_SPEC, "{}")),
+            champion.version if champion else None,
+            tags.get(TAG_INCARNATION),
         )
 
     # training runs -----------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def training_run(self, name: str, *, kind: str = "train", job_id: str | None = None) -> Iterator[str]:
-        """One training run (FINISHED, or FAILED if the body raises) tagged as a training and with its job id."""
-        tags = {TAG_KIND: "train", **({TAG_JOB: job_id} if job_id else {})}
+    def training_run(
+        self, name: str, *, kind: str = "train", job_id: str | None = None, incarnation: str | None = None
+    ) -> Iterator[str]:
+        """One training run (FINISHED, or FAILED if the body raises) tagged as a training, with its job id and the
+        experiment's incarnation."""
+        tags = {
+            TAG_KIND: "train",
+            **({TAG_JOB: job_id} if job_id else {}),
+            **({TAG_INCARNATION: incarnation} if incarnation else {}),
+        }
         with self.mlops.run(name, run_name=f"{name} {kind}", tags=tags) as run_id:
             try:
                 yield run_id
@@ -155,9 +200,13 @@ class ExperimentStore:
     def save_training_data(self, run_id: str, data: pd.DataFrame) -> None:
         self._log_frame(run_id, data, TRAIN_DATA)
 
-    def register_model(self, name: str, run_id: str, model: Experiment) -> int:
-        """Log ``model`` with the run and register it as a new version of ``name``; return the version number."""
-        return self.mlops.register_model(name, self.mlops.log_model(run_id, model), run_id=run_id).version
+    def register_model(self, name: str, run_id: str, model: Experiment, incarnation: str | None = None) -> int:
+        """Log ``model`` with the run and register it as a new version of ``name`` tagged with ``incarnation``;
+        return the version number."""
+        uri = self.mlops.log_model(run_id, model)
+        self.check_incarnation(name, incarnation, "register a model version")  # the last moment before it counts
+        tags = {TAG_INCARNATION: incarnation} if incarnation else None
+        return self.mlops.register_model(name, uri, run_id=run_id, tags=tags).version
 
     def record_outcome(
         self, name: str, run_id: str, *, version: int, kind: str, promoted: bool, reason: str, figures: list[str]
@@ -251,6 +300,13 @@ class ExperimentStore:
             self._log_frame(run_id, data, DATASET)
         return run_id
 
+    def drop_dataset(self, run_id: str) -> None:
+        """Delete a dataset run that no job will read (its submission failed); never raises."""
+        try:
+            self.mlops.delete_run(run_id)
+        except (HubError, NotImplementedError) as exc:
+            log.warning("could not delete the unused dataset run %s: %s", run_id, redact(str(exc)))
+
     def load_dataset(self, run_id: str) -> pd.DataFrame:
         return self._read_frame(run_id, DATASET)
 
@@ -275,27 +331,42 @@ class ExperimentStore:
         return self.mlops.list_versions(name)
 
     def resolve_version(self, name: str, version: int | None = None, alias: str | None = None) -> ModelVersion:
-        """The version asked for; by default the champion, else the newest version."""
+        """The version asked for; by default the champion, else the newest version. Only versions made by the
+        current incarnation of ``name`` are served (see the module's docstring)."""
+        if version is not None and alias is not None:
+            raise DataValidationError("give a version or an alias, not both", field="alias")
+        incarnation = self.incarnation(name)  # an unknown experiment says so
         if version is not None:
             found = next((v for v in self.mlops.list_versions(name) if v.version == int(version)), None)
             if found is None:
-                self.get(name)
                 raise ExperimentNotFound(f"experiment {name!r} has no model version {version}")
-            return found
+            return self._owned(name, found, incarnation)
         if alias is not None:
             found = self.mlops.get_alias(name, alias)
             if found is None:
                 raise ExperimentNotFound(f"experiment {name!r} has no model with alias {alias!r}")
-            return found
+            return self._owned(name, found, incarnation)
         champion = self.mlops.get_alias(name, CHAMPION)
-        if champion is not None:
+        if champion is not None and self.made_by(champion, incarnation):
             return champion
-        versions = self.mlops.list_versions(name)
+        versions = [v for v in self.mlops.list_versions(name) if self.made_by(v, incarnation)]
         if not versions:
-            self.get(name)  # an unknown experiment says so
             raise ExperimentNotFound(f"experiment {name!r} has no trained model yet; train it first")
         log.warning("experiment %s has no champion; using its newest version %s", name, versions[0].version)
         return versions[0]
+
+    @staticmethod
+    def made_by(version: ModelVersion, incarnation: str | None) -> bool:
+        """Whether ``version`` was made by ``incarnation`` (any version, for an experiment older than incarnations)."""
+        return incarnation is None or version.tags.get(TAG_INCARNATION) == incarnation
+
+    def _owned(self, name: str, version: ModelVersion, incarnation: str | None) -> ModelVersion:
+        if not self.made_by(version, incarnation):
+            raise ConflictError(
+                f"model version {version.version} of {name!r} was made for a deleted experiment of the same name; "
+                "it is not served or promoted"
+            )
+        return version
 
     def version_details(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` versions with what their training runs recorded: validation verdict and reason,

@@ -50,13 +50,20 @@ def train_version(
     *,
     job_id: str | None = None,
     kind: str = "train",
+    incarnation: str | None = None,
 ) -> TrainResult:
     """Fit ``experiment`` on ``data`` inside one run; log everything; register a version; maybe promote it.
 
     The run ends FAILED if anything raises, and the error propagates. ``champion`` moves to the new version only
     if it validates, and only forward (a newer version trained concurrently keeps it).
+
+    ``incarnation`` is the experiment incarnation the work was started for (default: the current one). If the
+    experiment was deleted (and maybe created again) meanwhile, nothing is registered or promoted: the run fails
+    with ``ExperimentNotFound`` or ``ConflictError``.
     """
-    with store.training_run(name, kind=kind, job_id=job_id) as run_id:
+    incarnation = incarnation if incarnation is not None else store.incarnation(name)
+    store.check_incarnation(name, incarnation, "train")
+    with store.training_run(name, kind=kind, job_id=job_id, incarnation=incarnation) as run_id:
         store.log_params(run_id, {"n_rows": len(data), **experiment.params()})
         experiment.fit(data)
         validation = experiment.validate()
@@ -65,10 +72,11 @@ def train_version(
         figures = experiment.figures()
         store.log_figures(run_id, figures)
         store.save_training_data(run_id, data)
-        version = store.register_model(name, run_id, experiment)
+        version = store.register_model(name, run_id, experiment, incarnation)
         champion = store.champion(name)
         promoted = validation.passed and (champion is None or champion.version < version)
         if promoted:
+            store.check_incarnation(name, incarnation, "promote a model version")
             store.set_champion(name, version)
         store.record_outcome(
             name, run_id, version=version, kind=kind, promoted=promoted, reason=validation.reason, figures=list(figures)

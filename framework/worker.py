@@ -85,18 +85,24 @@ def _warm_up() -> None:
 
 
 # -- jobs ---------------------------------------------------------------------------------------------------------
-def train(job_id: str, experiment: str, dataset_run_id: str) -> dict[str, Any]:
-    """Train ``experiment`` on the stored dataset ``dataset_run_id``; idempotent by ``job_id``."""
+def train(job_id: str, experiment: str, dataset_run_id: str, incarnation: str | None = None) -> dict[str, Any]:
+    """Train ``experiment`` on the stored dataset ``dataset_run_id``; idempotent by ``job_id``.
+
+    ``incarnation`` is the experiment's incarnation when the job was submitted: a job that outlived a delete fails."""
     hub = worker_hub()
     hub.get_experiment(experiment)  # a clear ExperimentNotFound before touching the dataset
-    return hub.run_job(job_id=job_id, experiment=experiment, dataset_run_id=dataset_run_id)
+    return hub.run_job(job_id=job_id, experiment=experiment, dataset_run_id=dataset_run_id, incarnation=incarnation)
 
 
-def retrain(job_id: str, experiment: str, dataset_run_id: str | None = None) -> dict[str, Any]:
+def retrain(
+    job_id: str, experiment: str, dataset_run_id: str | None = None, incarnation: str | None = None
+) -> dict[str, Any]:
     """Retrain ``experiment`` on its recent data plus the stored dataset, if any; idempotent by ``job_id``."""
     hub = worker_hub()
     hub.get_experiment(experiment)
-    return hub.run_job(job_id=job_id, experiment=experiment, dataset_run_id=dataset_run_id, kind="retrain")
+    return hub.run_job(
+        job_id=job_id, experiment=experiment, dataset_run_id=dataset_run_id, kind="retrain", incarnation=incarnation
+    )
 
 
 def evaluate(experiment: str, dataset_run_id: str, version: int | None = None) -> dict[str, Any]:

@@ -637,3 +637,16 @@ def test_schemathesis_no_server_errors(case: Any, server: Server, fuzz_target: s
     if response.status_code >= 400 and case.path != "/health":
         body = response.json()
         assert set(body) == {"error"} and {"code", "message", "field"} == set(body["error"])
+
+
+def test_deep_bodies_and_version_with_alias_are_422_not_500(server):
+    name = unique("defects")
+    with server.client() as client:
+        assert client.post("/experiments", json={"name": name, "type": "fault_detection", "spec": SPEC}).is_success
+        deep = '{"records": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        headers = {"content-type": "application/json"}
+        assert_error(client.post(f"/experiments/{name}/train", content=deep, headers=headers), 422, "validation_error")
+        huge = f'{{"records": [{{"s01": 1, "s02": {10**400}}}, {{"s01": 2, "s02": 3}}]}}'
+        assert_error(client.post(f"/experiments/{name}/train", content=huge, headers=headers), 422, "validation_error")
+        both = client.post(f"/experiments/{name}/predict?version=1&alias=champion", json={"records": [{"s01": 1}]})
+        assert_error(both, 422, "validation_error", "alias")

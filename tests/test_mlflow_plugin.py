@@ -324,3 +324,15 @@ def test_server_killed_then_restarted(mlflow_server, server_mlflow_plugin: MLflo
     plugin.log_metrics(run_id, {"loss": 0.5})
     plugin.end_run(run_id)
     assert MlflowClient(mlflow_server.uri).get_run(run_id).data.metrics == {"loss": 0.5}
+
+
+def test_a_version_from_outside_the_store_is_refused_not_unavailable(sqlite_mlflow_plugin):
+    from framework.errors import ConflictError
+
+    name = f"untrusted-{uuid.uuid4().hex[:8]}"
+    client = sqlite_mlflow_plugin._client  # what someone with write access to the registry could do
+    client.create_registered_model(name)
+    client.create_model_version(name, "file:///tmp/elsewhere/model")
+    with pytest.raises(ConflictError, match="refusing to unpickle") as refused:
+        sqlite_mlflow_plugin.load_model(name, version=1)
+    assert not isinstance(refused.value, PluginUnavailable)  # not "retry later" (503)

@@ -12,14 +12,22 @@ Design:
   come with the key, or with ``?details=true`` when no key is set.
 - **Limits** (``global.api``). Bodies over ``max_body_bytes`` (default 8 MiB) get 413, from ``Content-Length``
   before anything is read, or while streaming when it is absent. A request still running after ``request_timeout``
-  seconds (default 60) gets 503. CORS is off unless ``cors_origins`` lists the allowed origins.
-- **Threads.** The hub is blocking (MLOps store, broker), so every hub call runs in the thread pool (sync routes,
-  ``run_in_threadpool``); training only queues a job (``hub.submit_training``) and answers 202.
+  seconds (default 60) gets 503. An uploaded file over ``max_cells`` rows x columns (default ``records.MAX_CELLS``)
+  gets 422: Parquet is checked from its metadata and Excel row by row before they are read, so a small compressed
+  file cannot expand into gigabytes. CORS is off unless ``cors_origins`` lists the allowed origins.
+- **Threads and deadlines.** The hub is blocking (MLOps store, broker), so every hub call that may reach a service
+  runs on the app's own hub pool with a total deadline (``hub_deadline_s``, default 10 s): past it the client gets
+  503 at once, whatever the hung service does with the thread. ``/health`` runs on a pool of its own, and routes
+  that do no I/O (``/experiment-types``) run on the event loop, so neither waits behind store calls. Training only
+  queues a job (``hub.submit_training``) and answers 202.
 - **Errors.** One body shape, mapped in ``framework.api.errors``; nothing unexpected leaks past a generic 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
 import math
@@ -74,15 +82,17 @@ from framework.api.models import (
 )
 from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
-from framework.records import FILE_READERS, encode_records
+from framework.records import FILE_READERS, MAX_CELLS, encode_records, load_frame
 from framework.store import CHAMPION
 
-__all__ = ["API_KEY_ENV", "OPEN_PATHS", "create_app"]
+__all__ = ["API_KEY_ENV", "HUB_DEADLINE_S", "OPEN_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 DATASETS_DIR = "datasets"
+HUB_DEADLINE_S = 10.0
+HUB_THREADS = 32
 _UPLOAD_SCHEMA = {
     "type": "object",
     "required": ["file"],
@@ -145,7 +155,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def get_hub(request: Request) -> ExperimentHub:
+async def get_hub(request: Request) -> ExperimentHub:  # async: a sync dependency would take a pool thread
     """The hub of the app serving this request."""
     return request.app.state.hub
 
@@ -153,11 +163,27 @@ def get_hub(request: Request) -> ExperimentHub:
 Hub = Annotated[ExperimentHub, Depends(get_hub)]
 
 
+async def hub_call(request: Request, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking hub call on the app's hub pool within the app's deadline; past it, answer 503."""
+    state = request.app.state
+    future = asyncio.get_running_loop().run_in_executor(state.hub_pool, functools.partial(function, *args, **kwargs))
+    try:
+        return await asyncio.wait_for(future, state.hub_deadline_s)
+    except TimeoutError:
+        raise ApiError(
+            503,
+            f"the hub did not answer within {state.hub_deadline_s:g} s: a service it needs (MLOps store, broker) "
+            "is slow or not answering; retry later",
+        ) from None
+
+
 def create_app(
     hub_or_config: ExperimentHub | HubConfig | str | Path | None = None,
     *,
     api_key: str | None = None,
     max_body_bytes: int | None = None,
+    max_cells: int = MAX_CELLS,
+    hub_deadline_s: float = HUB_DEADLINE_S,
 ) -> FastAPI:
     """Build the REST app around a hub, or around a hub it builds (and shuts down) from a config.
 
@@ -165,6 +191,7 @@ def create_app(
     ``./hub_config.yaml`` or else the embedded default. ``api_key`` overrides ``global.api_key`` and
     ``$EXPERIMENTHUB_API_KEY``; an empty key means no auth. ``max_body_bytes`` overrides
     ``global.api.max_body_bytes`` (default 8 MiB); ``global.api`` also sets the request timeout and CORS origins.
+    ``max_cells`` caps uploaded files; ``hub_deadline_s`` bounds every hub call of a request.
     """
     if isinstance(hub_or_config, ExperimentHub):
         given_hub: ExperimentHub | None = hub_or_config
@@ -176,19 +203,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if given_hub is not None:
-            app.state.hub = given_hub
-            yield
-            app.state.live_feeds.close()
-            return
-        hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
-        app.state.hub = hub
-        app.state.live_feeds = LiveFeeds(hub)
         try:
-            yield
-        finally:
-            app.state.live_feeds.close()
-            await run_in_threadpool(hub.shutdown)
+            if given_hub is not None:
+                app.state.hub = given_hub
+                yield
+                app.state.live_feeds.close()
+                return
+            hub = await run_in_threadpool(ExperimentHub.from_hub_config, config)
+            app.state.hub = hub
+            app.state.live_feeds = LiveFeeds(hub)
+            try:
+                yield
+            finally:
+                app.state.live_feeds.close()
+                await run_in_threadpool(hub.shutdown)
+        finally:  # threads stuck on a hung service are not waited for
+            app.state.hub_pool.shutdown(wait=False, cancel_futures=True)
+            app.state.health_pool.shutdown(wait=False, cancel_futures=True)
 
     signer = SessionSigner(key) if key else None
     limits = config.global_.api
@@ -228,6 +259,10 @@ def create_app(
     if given_hub is not None:
         app.state.hub = given_hub
     app.state.live_feeds = LiveFeeds(given_hub) if given_hub is not None else None
+    app.state.max_cells = max_cells
+    app.state.hub_pool = concurrent.futures.ThreadPoolExecutor(HUB_THREADS, thread_name_prefix="hub-call")
+    app.state.health_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="health")
+    app.state.hub_deadline_s = hub_deadline_s
     install_error_handlers(app)
     app.include_router(_open_router(key))
     app.include_router(docs_router(app.title))
@@ -267,7 +302,7 @@ def _open_router(key: str) -> APIRouter:
             **_errors(401),
         },
     )
-    def health(
+    async def health(
         request: Request,
         hub: Hub,
         details: Annotated[
@@ -275,11 +310,14 @@ def _open_router(key: str) -> APIRouter:
         ] = False,
     ) -> Response:
         """Each plugin's state: 200 when every plugin is healthy, 503 otherwise; no key needed. Details (hosts,
-        paths, queue depths, versions) come with the API key, or with ``?details=true`` when no key is set."""
+        paths, queue depths, versions) come with the API key, or with ``?details=true`` when no key is set.
+
+        Runs on its own threads: store calls of other requests never hold it up."""
         keyed = bool(key) and has_api_key(request.headers, key.encode())
         if details and key and not keyed:
             return unauthorized()
-        report = hub.check_plugin_health()
+        loop = asyncio.get_running_loop()
+        report = await loop.run_in_executor(request.app.state.health_pool, hub.check_plugin_health)
         healthy = bool(report) and all(entry["healthy"] for entry in report.values())
         if not (details or keyed):
             report = {ptype: {"healthy": entry["healthy"]} for ptype, entry in report.items()}
@@ -292,7 +330,7 @@ def _router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/experiment-types", tags=["experiments"])
-    def experiment_types(hub: Hub) -> list[ExperimentTypeOut]:
+    async def experiment_types(hub: Hub) -> list[ExperimentTypeOut]:
         """Experiment types this hub's config lists and enables: the only ones that can be created."""
         return [
             ExperimentTypeOut(name=e.name, module=e.module, class_name=e.class_name)
@@ -300,24 +338,24 @@ def _router() -> APIRouter:
         ]
 
     @router.get("/experiments", tags=["experiments"], responses=_errors(503))
-    def list_experiments(hub: Hub) -> list[ExperimentOut]:
+    async def list_experiments(request: Request, hub: Hub) -> list[ExperimentOut]:
         """Every experiment in the MLOps store."""
-        return [ExperimentOut(**info.to_dict()) for info in hub.experiments()]
+        return [ExperimentOut(**info.to_dict()) for info in await hub_call(request, hub.experiments)]
 
     @router.post("/experiments", status_code=201, tags=["experiments"], responses=_errors(409, 413, 422, 503))
-    def create_experiment(body: ExperimentCreate, hub: Hub) -> ExperimentOut:
+    async def create_experiment(body: ExperimentCreate, request: Request, hub: Hub) -> ExperimentOut:
         """Create an experiment of a listed type with a validated spec (409 if the name is taken)."""
-        info = hub.create_experiment(body.name, body.type, body.spec, exist_ok=body.exist_ok)
+        info = await hub_call(request, hub.create_experiment, body.name, body.type, body.spec, exist_ok=body.exist_ok)
         return ExperimentOut(**info.to_dict())
 
     @router.get("/experiments/{name}", tags=["experiments"], responses=_errors(404, 422, 503))
-    def get_experiment(name: Name, hub: Hub) -> ExperimentOut:
-        return ExperimentOut(**hub.get_experiment(name).to_dict())
+    async def get_experiment(name: Name, request: Request, hub: Hub) -> ExperimentOut:
+        return ExperimentOut(**(await hub_call(request, hub.get_experiment, name)).to_dict())
 
     @router.delete("/experiments/{name}", status_code=204, tags=["experiments"], responses=_errors(404, 422, 503))
-    def delete_experiment(name: Name, hub: Hub) -> Response:
-        """Delete the experiment, its runs and its registered model."""
-        hub.delete_experiment(name)
+    async def delete_experiment(name: Name, request: Request, hub: Hub) -> Response:
+        """Delete the experiment, its runs and its registered model; cancel its jobs."""
+        await hub_call(request, hub.delete_experiment, name)
         return Response(status_code=204)
 
     @router.post(
@@ -359,7 +397,7 @@ def _router() -> APIRouter:
                 data: Any = path
             else:
                 data = body.records
-            job_id = await run_in_threadpool(hub.submit_training, name, data)
+            job_id = await hub_call(request, hub.submit_training, name, data)
         status_url = f"/jobs/{job_id}"
         response.headers["Location"] = status_url
         return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
@@ -367,22 +405,22 @@ def _router() -> APIRouter:
     @router.post(
         "/experiments/{name}/retrain", status_code=202, tags=["training"], responses=_errors(404, 413, 422, 503)
     )
-    def retrain(
-        name: Name, response: Response, hub: Hub, body: Annotated[RecordsIn | None, Body()] = None
+    async def retrain(
+        name: Name, request: Request, response: Response, hub: Hub, body: Annotated[RecordsIn | None, Body()] = None
     ) -> JobAccepted:
         """Queue a retrain job: the newest training data plus the optional new records, cut to the spec's window.
 
         ``champion`` moves only if the new version validates. Answers 202 with the job id.
         """
-        job_id = hub.submit_retrain(name, body.records if body is not None else None)
+        job_id = await hub_call(request, hub.submit_retrain, name, body.records if body is not None else None)
         status_url = f"/jobs/{job_id}"
         response.headers["Location"] = status_url
         return JobAccepted(job_id=job_id, experiment=name, status_url=status_url)
 
     @router.get("/jobs/{job_id}", tags=["training"], responses=_errors(404, 422, 503))
-    def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)], hub: Hub) -> JobOut:
+    async def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)], request: Request, hub: Hub) -> JobOut:
         """A training job's state (queued, running, succeeded, failed, cancelled) and its result or error."""
-        info = hub.job(job_id)
+        info = await hub_call(request, hub.job, job_id)
         return JobOut(**_finite(info.to_dict()))
 
     @router.post(
@@ -406,7 +444,7 @@ def _router() -> APIRouter:
         ``champion`` (and ``warning`` when the experiment has no champion), and the ``X-Model-Version`` header.
         """
         input_id, data = await _scoring_input(request, predict_input)
-        frame = await run_in_threadpool(hub.predict, name, data, version=version, alias=alias)
+        frame = await hub_call(request, hub.predict, name, data, version=version, alias=alias)
         extra = {"input_id": input_id} if input_id else {}
         payload = await run_in_threadpool(encode_records, frame, **extra, **_served(frame))
         return Response(payload, media_type="application/json", headers=_served_headers(frame))
@@ -427,7 +465,7 @@ def _router() -> APIRouter:
         """Metrics of the served model against labelled rows (any body ``/predict`` accepts): detection metrics for
         fault detection, forecast metrics for time series."""
         _, data = await _scoring_input(request, predict_input)
-        metrics = await run_in_threadpool(hub.evaluate, name, data, version=version, alias=alias)
+        metrics = await hub_call(request, hub.evaluate, name, data, version=version, alias=alias)
         return EvaluationOut(experiment=name, metrics=_finite(dict(metrics)))
 
     @router.post(
@@ -441,7 +479,7 @@ def _router() -> APIRouter:
         ``dataframe_records``, ``instances`` or ``inputs`` (or a ``text/csv`` body); answers
         ``{"predictions": [...]}`` with ``model_version`` and ``champion`` beside it (the champion scores)."""
         _, data = await _scoring_input(request, lambda raw: (None, invocation_frame(raw)))
-        frame = await run_in_threadpool(hub.predict, name, data)
+        frame = await hub_call(request, hub.predict, name, data)
         records = await run_in_threadpool(frame.to_json, orient="records", date_format="iso", date_unit="ms")
         head = json.dumps(_served(frame))[1:-1]
         return Response(
@@ -451,23 +489,23 @@ def _router() -> APIRouter:
     @router.post(
         "/experiments/{name}/records", status_code=202, tags=["serving"], responses=_errors(404, 413, 422, 503)
     )
-    def publish_records(name: Name, body: RecordsIn, hub: Hub) -> PublishedOut:
+    async def publish_records(name: Name, body: RecordsIn, request: Request, hub: Hub) -> PublishedOut:
         """Publish records to the stream's input queue ``<name>.input`` (503 without a datastream plugin)."""
-        hub.get_experiment(name)
-        ids = hub.publish_records(name, body.records)
+        await hub_call(request, hub.get_experiment, name)
+        ids = await hub_call(request, hub.publish_records, name, body.records)
         return PublishedOut(queue=f"{name}.input", records=len(body.records), message_ids=ids)
 
     @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
-    def versions(name: Name, hub: Hub) -> list[VersionOut]:
+    async def versions(name: Name, request: Request, hub: Hub) -> list[VersionOut]:
         """Every model version, newest first, with its aliases (``champion`` marks the one in service)."""
-        champion = hub.get_experiment(name).champion
-        return [_version_out(v, champion) for v in hub.versions(name)]
+        champion = (await hub_call(request, hub.get_experiment, name)).champion
+        return [_version_out(v, champion) for v in await hub_call(request, hub.versions, name)]
 
     @router.post("/experiments/{name}/versions/{version}/promote", tags=["models"], responses=_errors(404, 422, 503))
-    def promote(name: Name, version: Version, hub: Hub) -> VersionOut:
+    async def promote(name: Name, version: Version, request: Request, hub: Hub) -> VersionOut:
         """Move ``champion`` to this version."""
-        hub.get_experiment(name)
-        promoted = hub.promote(name, version)
+        await hub_call(request, hub.get_experiment, name)
+        promoted = await hub_call(request, hub.promote, name, version)
         return _version_out(promoted, promoted.version)
 
     @router.get(
@@ -484,10 +522,10 @@ def _router() -> APIRouter:
             **_errors(404, 422, 503),
         },
     )
-    def figure(
-        request: Request,
+    async def figure(
         name: Name,
         figure: Annotated[str, PathParam(pattern=NAME_PATTERN, description="figure name")],
+        request: Request,
         hub: Hub,
         format: Annotated[
             Literal["json", "html"], Query(description="plotly JSON, or a standalone HTML page")
@@ -499,13 +537,14 @@ def _router() -> APIRouter:
         ] = "local",
     ) -> Response:
         """A figure stored with a version's training run (the champion by default)."""
-        hub.get_experiment(name)
-        fig = hub.figure(name, figure, version=version)
+        await hub_call(request, hub.get_experiment, name)
+        fig = await hub_call(request, hub.figure, name, figure, version=version)
         if format == "html":
             import plotly.io
 
             local = f"{request.scope.get('root_path', '')}{DASHBOARD}/static/plotly.min.js"
-            html = plotly.io.to_html(fig, include_plotlyjs=local if plotlyjs == "local" else True, full_html=True)
+            include = local if plotlyjs == "local" else True
+            html = await run_in_threadpool(plotly.io.to_html, fig, include_plotlyjs=include, full_html=True)
             return HTMLResponse(html)
         return JSONResponse(_finite(fig))
 
@@ -532,6 +571,8 @@ def _parse_train_body(raw: bytes) -> TrainIn:
     """Decode and validate a JSON training body; failures become the usual 422."""
     try:
         payload = json.loads(raw)
+    except RecursionError:
+        raise ApiError(422, "JSON nested too deeply", field="body") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = getattr(exc, "msg", None) or getattr(exc, "reason", "decode error")
         raise RequestValidationError(
@@ -577,10 +618,9 @@ def _csv_frame(raw: bytes) -> Any:
 
 async def _read_upload(request: Request) -> Any:
     """The uploaded file (field ``file``) as a DataFrame."""
-    from framework.records import load_frame
 
     async def read(path: Path) -> Any:
-        return await run_in_threadpool(load_frame, path)
+        return await run_in_threadpool(load_frame, path, max_cells=request.app.state.max_cells)
 
     return await _with_upload(request, read)
 
@@ -589,7 +629,8 @@ async def _train_upload(hub: ExperimentHub, name: str, request: Request) -> str:
     """Spool an uploaded file (field ``file``) to a named temporary file and queue training on it."""
 
     async def submit(path: Path) -> str:
-        return await run_in_threadpool(hub.submit_training, name, path)
+        frame = await run_in_threadpool(load_frame, path, max_cells=request.app.state.max_cells)
+        return await hub_call(request, hub.submit_training, name, frame)
 
     return await _with_upload(request, submit)
 

@@ -38,6 +38,10 @@ def decode_json(raw: bytes) -> Any:
     """The JSON value of a body; a body that is not JSON is the usual 422."""
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON nested too deeply", "ctx": {"error": "depth"}}]
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = getattr(exc, "msg", None) or getattr(exc, "reason", "decode error")
         raise RequestValidationError(

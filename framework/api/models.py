@@ -88,6 +88,7 @@ class ExperimentOut(BaseModel):
     type: str
     spec: dict[str, Any]
     champion: int | None = Field(default=None, description="the model version in service")
+    incarnation: str | None = Field(default=None, description="id of this creation of the name (new after a delete)")
 
 
 class RecordsIn(_In):

@@ -29,6 +29,7 @@ tracking store can run code in the hub: protect it like the code itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import sqlite3
@@ -58,6 +59,7 @@ from mlflow.utils.validation import (
 )
 
 from framework.errors import (
+    ConflictError,
     DataValidationError,
     ExperimentNotFound,
     HubError,
@@ -65,6 +67,7 @@ from framework.errors import (
     PluginUnavailable,
     is_secret_key,
     redact,
+    redact_details,
 )
 from framework.plugins.mlflow_settings import ClientSettings
 from framework.plugins.mlflow_settings import active as active_settings
@@ -131,9 +134,20 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _masked_value(key: str, value: Any, limit: int) -> str:
-    """Stringify, mask secrets (by key name and by content) and truncate to MLflow's length limit."""
-    text = "***" if is_secret_key(key) else redact(str(value))
-    return text[:limit]
+    """Stringify, mask secrets (by key name and by content) and truncate to MLflow's length limit.
+
+    A JSON object (the hub's spec tag) is masked value by value, so what is stored is still valid JSON."""
+    text = str(value)
+    if is_secret_key(key):
+        return "***"
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return json.dumps(redact_details(parsed), sort_keys=True)[:limit]
+    return redact(text)[:limit]
 
 
 def _now_ms() -> int:
@@ -186,7 +200,8 @@ class MLflowPlugin(MLOpsPlugin):
         Artifact root for experiments this plugin creates. Default: the server's choice; ``<db dir>/artifacts``
         for SQLite.
     request_timeout:
-        Read timeout (s) of each MLflow HTTP request made by this plugin.
+        Read timeout (s) of each MLflow HTTP request made by this plugin (default 10). The REST API also bounds
+        each request's hub calls as a whole (``create_app(hub_deadline_s=10)``): a hung server costs seconds.
     max_retries, backoff_factor:
         Retries of a failed MLflow HTTP request (MLflow's own default stalls about four minutes). These three
         settings replace ``MLFLOW_HTTP_REQUEST_*`` for this plugin's calls only.
@@ -209,7 +224,7 @@ class MLflowPlugin(MLOpsPlugin):
         mlflow_uri: str | None = None,
         registry_uri: str | None = None,
         artifact_location: str | None = None,
-        request_timeout: float = 30.0,
+        request_timeout: float = 10.0,
         max_retries: int = 2,
         backoff_factor: float = 1.0,
         health_timeout: float = 3.0,
@@ -508,6 +523,11 @@ class MLflowPlugin(MLOpsPlugin):
             self._open_runs.add(run.info.run_id)
         return run.info.run_id
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run (MLflow marks it deleted; its artifacts go with the store's garbage collection)."""
+        with self._mlflow(f"delete run {run_id}") as client:
+            client.delete_run(run_id)
+
     def end_run(self, run_id: str, status: RunStatus = "FINISHED") -> None:
         """End a run as FINISHED, FAILED or KILLED."""
         if status not in _TERMINAL_STATUSES:
@@ -646,7 +666,9 @@ class MLflowPlugin(MLOpsPlugin):
                 client.log_artifacts(run_id, str(local), name)
         return f"runs:/{run_id}/{name}"
 
-    def register_model(self, name: str, model_uri: str, run_id: str | None = None) -> ModelVersion:
+    def register_model(
+        self, name: str, model_uri: str, run_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelVersion:
         """Register ``model_uri`` (``runs:/<run>/<path>``) as a new version of the registered model ``name``."""
         match = _RUNS_SOURCE.match(model_uri)
         if match is None:
@@ -657,7 +679,9 @@ class MLflowPlugin(MLOpsPlugin):
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            version = client.create_model_version(name, model_uri, run_id=run_id or match["run_id"])
+            version = client.create_model_version(
+                name, model_uri, run_id=run_id or match["run_id"], tags=self._clean_tags(tags) or None
+            )
         log.info("registered %s version %s from run %s", name, version.version, version.run_id)
         return self._version(version)
 
@@ -727,10 +751,9 @@ class MLflowPlugin(MLOpsPlugin):
                 raise
             match = _RUNS_SOURCE.match(found.source or "")
             if match is None:
-                raise PluginError(
+                raise ConflictError(
                     f"model {name!r} {label} has source {redact(found.source)!r}, outside this store's runs; "
-                    "refusing to unpickle it",
-                    plugin_type="mlops",
+                    "refusing to unpickle it"
                 )
             with tempfile.TemporaryDirectory(prefix="ehub-load-") as tmp:
                 local = client.download_artifacts(match["run_id"], match["path"], tmp)

@@ -100,6 +100,10 @@ class MLOpsPlugin(Plugin, Protocol):
             raise
         self.end_run(run_id, "FINISHED")
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and its artifacts (e.g. a dataset no job will read)."""
+        raise NotImplementedError
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches; values are stringified, secrets are masked."""
         raise NotImplementedError
@@ -135,8 +139,10 @@ class MLOpsPlugin(Plugin, Protocol):
         """Log a Python object with ``predict(DataFrame)`` as a model of the run; return its model URI."""
         raise NotImplementedError
 
-    def register_model(self, name: str, model_uri: str, run_id: str | None = None) -> ModelVersion:
-        """Register ``model_uri`` as a new version of the registered model ``name``."""
+    def register_model(
+        self, name: str, model_uri: str, run_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelVersion:
+        """Register ``model_uri`` as a new version of the registered model ``name``, with version ``tags``."""
         raise NotImplementedError
 
     def set_alias(self, name: str, alias: str, version: int) -> None:

@@ -1,0 +1,182 @@
+"""Chaos and resource-bomb tests against a real API server process (issue 19): slow, run by CI."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_api import Server, run_server, wait_job
+from tests.test_records_files import parquet_bomb
+
+pytestmark = pytest.mark.slow
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("reliability-api")
+    with run_server(["-m", "uvicorn", "framework.api.app:create_app", "--factory"], workdir) as running:
+        yield running
+
+
+def test_a_parquet_bomb_is_refused_without_expanding(api, tmp_path):
+    bomb = tmp_path / "bomb.parquet"
+    parquet_bomb(bomb, rows=100_000_000)  # 100M zeros: 800 MB in memory
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    name = f"bomb-{uuid.uuid4().hex[:8]}"
+    with api.client() as client:
+        created = client.post(
+            "/experiments", json={"name": name, "type": "fault_detection", "spec": {"model": {"name": "pca"}}}
+        )
+        assert created.status_code == 201, created.text
+        before = peak_rss_mb(api.process.pid)
+        answer = client.post(
+            f"/experiments/{name}/train",
+            files={"file": ("bomb.parquet", bomb.read_bytes(), "application/octet-stream")},
+        )
+        grown = peak_rss_mb(api.process.pid) - before
+    print(f"figures: parquet bomb {bomb.stat().st_size} bytes -> {answer.status_code}, peak RSS +{grown:.0f} MB")
+    assert answer.status_code in (413, 422), answer.text
+    assert "over the limit" in answer.json()["error"]["message"]
+    assert grown < 200, f"the server's peak RSS grew by {grown:.0f} MB"
+
+
+# -- hung services (issue 19, item 6) -------------------------------------------------------------------------------
+class StallingProxy:
+    """A TCP proxy to ``127.0.0.1:target``. After ``stall()`` it still accepts connections and reads requests, but
+    forwards nothing and answers nothing (old connections too), like a hung server; ``resume()`` lets traffic on."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closed = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.flowing.set()
+        for sock in [self.listener, *self.sockets]:
+            sock.close()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                self.flowing.wait()  # stalled: hold the bytes, answer nothing
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def stalling_api(mlflow_server, tmp_path) -> Iterator[tuple[Server, StallingProxy]]:
+    proxy = StallingProxy(mlflow_server.port)
+    config = tmp_path / "hub_config.yaml"
+    config.write_text(
+        f"""
+version: "1.0"
+plugins:
+  mlops: {{enabled: true, type: "mlflow", config: {{mlflow_uri: "http://127.0.0.1:{proxy.port}"}}}}
+  datastream: {{enabled: false, type: "local"}}
+experiments:
+  - {{name: "fault_detection", module: "framework.FaultDetection", class: "FaultDetectionExperiment"}}
+"""
+    )
+    try:
+        with run_server(["-m", "framework.cli", "serve", "--config", str(config)], tmp_path) as server:
+            yield server, proxy
+            proxy.resume()  # let the held calls end so the server can shut down
+    finally:
+        proxy.close()
+
+
+@pytest.mark.services
+def test_a_hung_mlflow_costs_seconds_and_never_blocks_io_free_routes(stalling_api):
+    from framework.datasets.process import make_process
+
+    server, proxy = stalling_api
+    train, test = make_process(n_normal=600, n_test=100, seed=5)
+    records = json.loads(train.to_json(orient="records", date_format="iso"))
+    live = json.loads(test.head(5).to_json(orient="records", date_format="iso"))
+    name = f"hung-{uuid.uuid4().hex[:8]}"
+    spec = {"model": {"name": "pca"}, "timestamp": "timestamp", "label": "fault"}
+    with server.client() as client:
+        assert client.post("/experiments", json={"name": name, "type": "fault_detection", "spec": spec}).is_success
+        job = client.post(f"/experiments/{name}/train", json={"records": records})
+        assert wait_job(client, job.json()["job_id"])["state"] == "succeeded"
+        assert client.post(f"/experiments/{name}/predict", json={"records": live}).status_code == 200
+
+        proxy.stall()
+        cached = client.post(f"/experiments/{name}/predict", json={"records": live})
+        assert cached.status_code == 200, "a cached champion needs no store call within the resolve TTL"
+        time.sleep(6)  # past the TTL: the next predicts must ask the hung store
+
+        def predict() -> tuple[int, float]:
+            start = time.monotonic()
+            with httpx.Client(base_url=server.url, timeout=120) as own:
+                answer = own.post(f"/experiments/{name}/predict", json={"records": live})
+            return answer.status_code, time.monotonic() - start
+
+        with concurrent.futures.ThreadPoolExecutor(50) as pool:
+            in_flight = [pool.submit(predict) for _ in range(50)]
+            time.sleep(2)
+            io_free = []
+            for _ in range(5):
+                start = time.monotonic()
+                assert client.get("/experiment-types").status_code == 200
+                io_free.append(time.monotonic() - start)
+            start = time.monotonic()
+            health = client.get("/health")
+            health_s = time.monotonic() - start
+            results = [future.result() for future in in_flight]
+    print(
+        f"figures: 50 predicts on a hung store -> {sorted({s for s, _ in results})}, slowest "
+        f"{max(e for _, e in results):.1f} s; /experiment-types max {max(io_free):.3f} s; /health {health_s:.1f} s"
+    )
+    statuses = {status for status, _ in results}
+    slowest = max(elapsed for _, elapsed in results)
+    assert statuses == {503}, statuses
+    assert slowest < 15, f"the slowest predict took {slowest:.1f} s to answer 503"
+    assert max(io_free) < 1, f"/experiment-types took {max(io_free):.2f} s with 50 hung predicts in flight"
+    assert health.status_code == 503 and health_s < 10, (health.status_code, health_s)
