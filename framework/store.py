@@ -41,7 +41,7 @@ from framework.errors import (
 from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
-__all__ = ["CHAMPION", "ExperimentInfo", "ExperimentStore", "RunOutcome"]
+__all__ = ["CHAMPION", "MONITOR_UPDATED", "ExperimentInfo", "ExperimentStore", "RunOutcome"]
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,15 @@ class ExperimentStore:
     def end_run(self, run_id: str, status: str) -> None:
         self.mlops.end_run(run_id, status)
 
+    def start_monitoring(self, name: str, scorer_id: str) -> str:
+        """A RUNNING run (kind ``monitor``) for one scorer process's per-interval metrics; returns its id."""
+        tags = {TAG_KIND: "monitor", TAG_RUN_NAME: f"{name} monitor {scorer_id}"}
+        return self.mlops.start_run(name, run_name=f"{name} monitor {scorer_id}", tags=tags)
+
+    def log_monitoring(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """One interval's monitoring metrics, batched, at ``step``."""
+        self.mlops.log_metrics(run_id, metrics, step=step)
+
     @staticmethod
     def run_summary(run: RunRecord) -> dict[str, Any]:
         """A training run as one plain row: experiment, run, status, job, version, promoted, started."""
@@ -395,10 +404,11 @@ class ExperimentStore:
 
     def latest_monitoring(self, name: str) -> dict[str, Any] | None:
         """The newest interval any scorer of ``name`` logged to its monitoring run: rows, rate, alarm rate,
-        dead letters, lag, served version, and ``updated`` (epoch ms of that interval), or None."""
+        dead letters, lag, served version, ``updated`` (epoch ms of that interval) and whether the scorer ended its
+        run (``ended``), or None when no scorer has run."""
         runs = self.mlops.search_runs(
             name,
-            filter_string=f"tags.`{TAG_KIND}` = 'monitoring'",
+            filter_string=f"tags.`{TAG_KIND}` = 'monitor'",
             max_results=10,
             order_by=["attributes.start_time DESC"],
         )
@@ -407,13 +417,14 @@ class ExperimentStore:
             return None
         metrics = latest.metrics
         return {
-            "rows": metrics.get("rows"),
-            "rate": metrics.get("rate"),
+            "rows": metrics.get("rows_scored"),
+            "rate": metrics.get("rows_per_s"),
             "alarm_rate": metrics.get("alarm_rate"),
-            "dead_letters": metrics.get("dead_letters"),
-            "lag": metrics.get("lag"),
-            "served_version": int(metrics["served_version"]) if "served_version" in metrics else None,
+            "dead_letters": metrics.get("dead_lettered"),
+            "lag": metrics.get("consumer_lag"),
+            "served_version": int(metrics["model_version"]) if "model_version" in metrics else None,
             "updated": int(metrics[MONITOR_UPDATED]),
+            "ended": latest.status != "RUNNING",
             "run_id": latest.run_id,
         }
 
