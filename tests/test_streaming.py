@@ -280,19 +280,24 @@ def test_scorer_logs_monitoring_metrics_to_one_run(tmp_path, process, caplog):
 
 def test_competing_consumers_share_the_queue(trained, process):
     hub, name, _, _ = trained
-    ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
     stop = threading.Event()
     stats: list = []
     workers = [threading.Thread(target=lambda: stats.append(hub.stream(name, stop, batch_size=5)))
                for _ in range(2)]
     for worker in workers:
         worker.start()
+    monitor = "tags.`experimenthub.kind` = 'monitor'"
+    deadline = time.monotonic() + 60  # both scorers are consuming once each opened its monitoring run
+    while len(hub.store.mlops.search_runs(name, filter_string=monitor)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
     predictions = collect(hub.get_plugin("datastream"), prediction_queue(name), len(ids), timeout=120)
     stop.set()
     for worker in workers:
         worker.join(timeout=30)
     assert set(predictions) == set(ids)
     assert sum(s.messages for s in stats) >= len(ids)
+    assert len(stats) == 2 and all(s.messages > 0 for s in stats), [s.messages for s in stats]  # both took work
 
 
 def test_independent_pika_client_round_trip(trained_rabbitmq, process):
