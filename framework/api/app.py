@@ -52,6 +52,7 @@ from starlette.datastructures import UploadFile
 
 from framework.api.dashboard import PREFIX as DASHBOARD
 from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
+from framework.api.docs import DOCS_STATIC, docs_router
 from framework.api.errors import ApiError, install_error_handlers
 from framework.api.inputs import invocation_frame, predict_input
 from framework.api.middleware import (
@@ -240,7 +241,7 @@ def create_app(
                 api_key=key,
                 open_paths=(*OPEN_PATHS, "/", f"{DASHBOARD}/login", f"{DASHBOARD}/logout"),
                 sessions=signer,
-                open_prefixes=(f"{DASHBOARD}/static/",),
+                open_prefixes=(f"{DASHBOARD}/static/", DOCS_STATIC),
                 login_path=f"{DASHBOARD}/login",
                 page_prefix=DASHBOARD,
             )
@@ -253,6 +254,8 @@ def create_app(
         description=(__doc__ or "").split("Design:", 1)[-1].strip(),
         lifespan=lifespan,
         middleware=middleware,
+        docs_url=None,  # served by docs_router with local assets (no CDN)
+        redoc_url=None,
     )
     if given_hub is not None:
         app.state.hub = given_hub
@@ -263,6 +266,7 @@ def create_app(
     app.state.hub_deadline_s = hub_deadline_s
     install_error_handlers(app)
     app.include_router(_open_router(key))
+    app.include_router(docs_router(app.title))
     app.include_router(dashboard_router(signer))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
@@ -527,8 +531,9 @@ def _router() -> APIRouter:
         ] = "json",
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
         plotlyjs: Annotated[
-            Literal["cdn", "inline"], Query(description="html: plotly.js from a CDN or inline")
-        ] = "cdn",
+            Literal["local", "inline"],
+            Query(description="html: plotly.js served by this API (default), or inlined in the page"),
+        ] = "local",
     ) -> Response:
         """A figure stored with a version's training run (the champion by default)."""
         await hub_call(request, hub.get_experiment, name)
@@ -536,7 +541,8 @@ def _router() -> APIRouter:
         if format == "html":
             import plotly.io
 
-            include = "cdn" if plotlyjs == "cdn" else True
+            local = f"{request.scope.get('root_path', '')}{DASHBOARD}/static/plotly.min.js"
+            include = local if plotlyjs == "local" else True
             html = await run_in_threadpool(plotly.io.to_html, fig, include_plotlyjs=include, full_html=True)
             return HTMLResponse(html)
         return JSONResponse(_finite(fig))
