@@ -108,7 +108,7 @@ class MLflowConfig(PluginSettings):
     artifact_location: str | None = Field(
         None, description="artifact root of experiments this plugin creates (SQLite default: <db dir>/artifacts)"
     )
-    request_timeout: float = Field(30.0, gt=0, description="read timeout (s) of each MLflow HTTP request")
+    request_timeout: float = Field(10.0, gt=0, description="read timeout (s) of each MLflow HTTP request")
     max_retries: int = Field(2, ge=0, le=10, description="retries of a failed MLflow HTTP request")
     backoff_factor: float = Field(1.0, ge=0, description="backoff factor between those retries")
     health_timeout: float = Field(3.0, gt=0, description="deadline (s) of health checks; also the connect timeout")
