@@ -1,6 +1,6 @@
 """Honest data quality through ``hub.predict``: any finite reading scores, gaps are named, dead sensors flag.
 
-(The same rules through the REST API and the stream are still to be added by their owners.)
+The same rules through the REST API: ``test_scoring_formats.py``; through the stream: ``test_streaming.py``.
 """
 
 from __future__ import annotations

@@ -165,3 +165,23 @@ def test_a_failed_first_training_leaves_a_clear_state(client: TestClient, data) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert hub.train("first", data[0]).version == 1
+
+
+def test_huge_and_missing_readings_score_through_rest(client: TestClient, data) -> None:
+    rows = data[1].head(10).to_dict(orient="records")
+    rows[2]["s01"] = 1e155  # finite: it must score (it was an IndexError, HTTP 500)
+    rows[3]["s02"] = None  # missing: reconstructed, and named in the answer
+    answer = client.post("/experiments/pump/predict", json={"records": rows})
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["records"]
+    assert predictions[2]["is_anomaly"] and predictions[2]["top_feature"] == "s01"
+    assert predictions[3]["missing_features"] == "s02"
+    assert all(p["missing_features"] == "" for i, p in enumerate(predictions) if i != 3)
+    frame = data[1].head(5).copy()
+    frame["s03"] = frame["s03"].astype(object)
+    frame.loc[1, "s03"] = "inf"  # a CSV's inf is a missing reading too, never a healthy one
+    csv = client.post(
+        "/experiments/pump/predict", content=frame.to_csv(index=False), headers={"content-type": "text/csv"}
+    )
+    assert csv.status_code == 200, csv.text
+    assert csv.json()["records"][1]["missing_features"] == "s03"

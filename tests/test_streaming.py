@@ -89,6 +89,22 @@ def trained_rabbitmq(tmp_path, process):
     yield from open_trained("rabbitmq", tmp_path, process)
 
 
+def test_stream_scores_huge_and_missing_readings_and_names_them(trained, process):
+    hub, name, _, _ = trained
+    test = process[1].drop(columns=["fault", "fault_type"]).head(40).reset_index(drop=True)
+    test["s01"] = test["s01"].astype(float)
+    test.loc[5, "s01"] = 1e155
+    test.loc[6, "s02"] = float("nan")  # published as null: a missing reading
+    ids = hub.publish_records(name, test, batch_size=10)
+    run_until(hub, name, expected=len(ids))
+    predictions = drain(hub.get_plugin("datastream"), prediction_queue(name))
+    assert set(predictions) == set(ids)  # nothing dead-lettered: every finite or missing reading scores
+    rows = [r for mid in ids for r in predictions[mid]["records"]]
+    assert rows[5]["is_anomaly"] and rows[5]["top_feature"] == "s01"
+    assert rows[6]["missing_features"] == "s02"
+    assert sum(r["missing_features"] != "" for r in rows) == 1
+
+
 def test_stream_scores_every_message_and_skips_bad_ones(trained, process):
     hub, name, _, _ = trained
     test = process[1].drop(columns=["fault", "fault_type"])
