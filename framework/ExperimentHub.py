@@ -224,7 +224,8 @@ class ExperimentHub:
     ) -> ExperimentInfo:
         """Create a hub experiment of a listed ``type`` with a validated ``spec``.
 
-        >>> hub.create_experiment("pump-7", "fault_detection", {"model": {"name": "pca"}, "timestamp": "ts"})
+        >>> spec = {"model": {"name": "pca"}, "timestamp": "timestamp", "label": "fault"}
+        >>> hub.create_experiment("pump-7", "fault_detection", spec, exist_ok=True)   # exist_ok: re-runnable
         """
         experiment = self.experiment_class(type)(spec or {})
         normalized = experiment.spec.model_dump(mode="json", by_alias=True)

@@ -96,6 +96,8 @@ class TimeSeriesSpec(ExperimentSpec):
         default=1_000_000, ge=1, le=50_000_000, description="most rows the regular grid of `frequency` may have"
     )
 
+    threshold: dict[str, Any] = Field(default_factory=dict, description="refused: see anomaly.threshold")
+
     @pydantic.field_validator("threshold")
     @classmethod
     def _no_threshold_section(cls, value: dict[str, Any]) -> dict[str, Any]:

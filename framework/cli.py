@@ -58,23 +58,40 @@ def open_hub(config: Path | None, *, strict: bool = True) -> Any:
     if config is not None and os.environ.get(EMBEDDED_ENV_NAME) == EMBEDDED_FLAG:
         raise fail("--embedded and --config exclude each other: pick one", code=2)
     check_files(config=config)
-    from framework.config import config_source, configure_logging, load_config, state_dir
-    from framework.errors import HubError, PluginError
+    from framework.config import config_source, configure_logging, load_config
+    from framework.errors import HubError
     from framework.ExperimentHub import ExperimentHub
 
     source = config_source(config)
-    where = f"config {source}" if source is not None else f"embedded default (no servers; state in {state_dir()})"
-    errors.print(f"experimenthub: {where}", highlight=False, soft_wrap=True, markup=False)
+    announce_config(config)
     try:
         hub_config = load_config(source)
         context = click.get_current_context(silent=True)
         configure_logging(hub_config, verbose=bool(context and context.find_root().params.get("verbose")))
         return ExperimentHub.from_hub_config(hub_config, strict=strict)
-    except PluginError as exc:
-        hint = " (start that service, or use --embedded for the no-server default)" if source is not None else ""
-        raise fail(f"{source or 'embedded default'}: {exc}{hint}", code=2) from None
     except HubError as exc:
-        raise fail(str(exc), code=2) from None
+        raise fail(service_error(config, exc), code=2) from None
+
+
+def announce_config(config: Path | None) -> None:
+    """One stderr line saying which config this command loads."""
+    from framework.config import config_source, state_dir
+
+    source = config_source(config)
+    where = f"config {source}" if source is not None else f"embedded default (no servers; state in {state_dir()})"
+    errors.print(f"experimenthub: {where}", highlight=False, soft_wrap=True, markup=False)
+
+
+def service_error(config: Path | None, exc: Exception) -> str:
+    """A hub error as one line; a plugin error names the config file it came from and how to avoid the servers."""
+    from framework.config import config_source
+    from framework.errors import PluginError
+
+    if not isinstance(exc, PluginError):
+        return str(exc)
+    source = config_source(config)
+    hint = " (start that service, or use --embedded for the no-server default)" if source is not None else ""
+    return f"{source or 'embedded default'}: {exc}{hint}"
 
 
 def check_files(**options: Path | None) -> None:
@@ -470,13 +487,15 @@ def worker_command(
     loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level")] = "info",
 ) -> None:
     """Start a Celery worker that builds its own hub from the config and runs training jobs."""
+    check_files(config=config)
     from framework.errors import HubError
     from framework.worker import run_worker
 
+    announce_config(config)
     try:
         run_worker(config, concurrency=concurrency, loglevel=loglevel)
     except HubError as exc:
-        raise fail(str(exc), code=2) from None
+        raise fail(service_error(config, exc), code=2) from None
 
 
 @app.command("serve")
@@ -486,16 +505,18 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port")] = 8000,
 ) -> None:
     """Serve the REST API (docs at /docs); set global.api_key or EXPERIMENTHUB_API_KEY to require a bearer token."""
+    check_files(config=config)
     from framework.errors import HubError
 
     try:
         from framework.api.server import serve
     except ImportError as exc:
         raise fail(f"the REST API needs {exc.name!r}: pip install 'experimenthub[api]'") from None
+    announce_config(config)
     try:
         serve(config, host=host, port=port)
     except HubError as exc:
-        raise fail(str(exc), code=2) from None
+        raise fail(service_error(config, exc), code=2) from None
 
 
 @app.command("demo")

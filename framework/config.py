@@ -392,7 +392,7 @@ class ModelSpec(_Strict):
         for key, value in params.items():
             if key in REFUSED_MODEL_PARAMS:
                 raise ValueError(f"{key}: not accepted from a spec; {REFUSED_MODEL_PARAMS[key]}")
-            if key in MODEL_PARAM_RANGES and value is not None:
+            if key in MODEL_PARAM_RANGES and value is not None and value != "auto":  # "auto": chosen in fit
                 low, high = MODEL_PARAM_RANGES[key]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                     raise ValueError(f"{key}: must be an integer from {low} to {high}")
@@ -483,7 +483,6 @@ class ExperimentSpec(_Strict):
     features: list[str] | None = Field(default=None, description="default: every numeric column but timestamp/label")
     timestamp: str | None = None
     label: str | None = Field(default=None, description="used by evaluate() only, never by fit()")
-    threshold: dict[str, Any] = Field(default_factory=dict)
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy, validate_default=True)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 

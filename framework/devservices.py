@@ -76,8 +76,16 @@ def pg_admin(statement: str, dsn: str = PG_ADMIN_DSN) -> None:
 class MlflowServer:
     """An ``mlflow server`` subprocess that can be stopped and started again on the same port and database."""
 
-    def __init__(self, backend_uri: str, artifacts: Path, log_file: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        backend_uri: str,
+        artifacts: Path,
+        log_file: Path,
+        port: int | None = None,
+        auth_config: Path | None = None,
+    ) -> None:
         self.backend_uri = backend_uri
+        self.auth_config = auth_config  # an MLflow basic_auth.ini: the server runs with --app-name basic-auth
         self.artifacts = artifacts
         self.log_file = log_file
         self.port = port or free_port()
@@ -96,6 +104,11 @@ class MlflowServer:
         if self._process is not None and self._process.poll() is None:
             return
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        auth = []
+        if self.auth_config is not None:
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.auth_config)
+            env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", uuid.uuid4().hex)  # CSRF key of the auth app
+            auth = ["--app-name", "basic-auth"]
         command = [
             str(Path(sys.executable).with_name("mlflow")),
             "server",
@@ -110,6 +123,7 @@ class MlflowServer:
             "--serve-artifacts",
             "--artifacts-destination",
             str(self.artifacts),
+            *auth,
         ]
         with self.log_file.open("ab") as out:
             self._process = subprocess.Popen(

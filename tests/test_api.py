@@ -420,7 +420,7 @@ def test_full_flow(server: Server, process_data: tuple[list[dict], list[dict]]) 
         assert figure.status_code == 200 and "data" in strict_json(figure)
         html = client.get(f"/experiments/{name}/figures/score", params={"format": "html", "version": 2})
         assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
-        assert "<html" in html.text and "cdn.plot.ly" in html.text
+        assert "<html" in html.text and 'src="/ui/static/plotly.min.js"' in html.text
         inline = client.get(f"/experiments/{name}/figures/score", params={"format": "html", "plotlyjs": "inline"})
         assert inline.status_code == 200 and len(inline.text) > len(html.text) + 1_000_000  # plotly.js embedded
         assert_error(client.get(f"/experiments/{name}/figures/nope"), 404, "not_found")

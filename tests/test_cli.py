@@ -67,6 +67,7 @@ def test_train_predict_list_show_promote(workdir):
     predicted = run("predict", "pump", "--data", "live.parquet", "--out", "scores.csv", "--version", "1",
                     home=home, cwd=workdir)
     assert predicted.returncode == 0, predicted.stderr
+    assert "pump: scored by version 1 (the champion)" in predicted.stderr
     import pandas as pd
 
     scores = pd.read_csv(workdir / "scores.csv")
@@ -135,6 +136,12 @@ def test_jobs_and_jobs_id_agree_across_processes(workdir):
     assert failed.returncode == 1 and json.loads(failed.stdout)["state"] == "failed"
     listed = json.loads(run("jobs", "--json", home=home, cwd=workdir).stdout)
     assert [row["status"] for row in listed] == ["FAILED", "FINISHED"]
+    table = subprocess.run([EXE, "jobs"], capture_output=True, text=True, cwd=workdir, timeout=300,
+                           env={"EXPERIMENTHUB_HOME": str(home), "COLUMNS": "80", "PATH": "/usr/bin:/bin",
+                                "PYTHONPATH": os.environ.get("PYTHONPATH", "")}).stdout
+    assert "…" not in table  # ids fold onto the next line instead of being cut
+    job_column = "".join(line.split("│")[5].strip() for line in table.splitlines() if line.count("│") == 8)
+    assert all(row["job_id"] in job_column for row in listed)  # whole, once the folded pieces are joined
     for row in listed:
         shown = run("jobs", row["job_id"], "--json", home=home, cwd=workdir)
         info = json.loads(shown.stdout)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.test_offline import foreign
+
 EXE = str(Path(sys.executable).with_name("experimenthub"))
 
 
@@ -22,6 +24,9 @@ def test_demo_runs_on_the_embedded_default_and_writes_the_report(tmp_path):
     assert report.is_file() and report.is_relative_to(home)
     html = report.read_text()
     assert html.count("plotly") > 10 and "demo_pump_station" in html and "demo_feeder_load" in html
+    stored = sorted(home.rglob("figures/*.html"))  # the figures the demo's trainings stored in MLflow
+    assert stored and not foreign(html), foreign(html)  # opens offline: nothing from another host
+    assert not {str(p): found for p in stored if (found := foreign(p.read_text()))}
     assert (home / "mlflow.db").is_file()  # the embedded store, not a server
     ui = next(line for line in result.stderr.splitlines() if " ui --backend-store-uri " in line)
     mlflow_exe, _, port = ui.split()[0], *ui.rpartition("--port ")[1:]

@@ -19,7 +19,7 @@ EXE = str(Path(sys.executable).with_name("experimenthub"))
 
 def test_example_specs_load():
     fault = load_yaml_model(FaultDetectionSpec, EXAMPLES / "fault_detection.yaml")
-    assert fault.model.name == "pca" and fault.threshold.persistence.k == 3
+    assert fault.model.name == "var_innovation" and fault.threshold.persistence.k == 3
     series = load_yaml_model(TimeSeriesSpec, EXAMPLES / "time_series.yaml")
     assert series.target == "load_mw" and series.horizon == 48
 

@@ -64,8 +64,13 @@ def test_embedded_flag_and_variable_ignore_the_servers_file(tmp_path: Path, vari
     listed = subprocess.run([exe, *flag, "experiments", "list"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
     assert listed.stderr.startswith("experimenthub: embedded default (no servers; state in ")
-    servers = subprocess.run([exe, "experiments", "list"], cwd=tmp_path, env={**env, "EXPERIMENTHUB_EMBEDDED": ""},
-                             capture_output=True, text=True)
+    servers = subprocess.run(
+        [exe, "experiments", "list"],
+        cwd=tmp_path,
+        env={**env, "EXPERIMENTHUB_EMBEDDED": ""},
+        capture_output=True,
+        text=True,
+    )
     assert servers.returncode == 2 and "experimenthub: config hub_config.yaml" in servers.stderr
     error = servers.stderr.strip().splitlines()[-1]
     assert error.startswith("error: hub_config.yaml: plugin MLflowPlugin (mlops)") and "--embedded" in error

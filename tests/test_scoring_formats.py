@@ -80,6 +80,8 @@ def test_every_format_gives_the_same_predictions(client: TestClient, data) -> No
         assert response.headers["X-Model-Version"] == "1", form
         assert response.json()["model_version"] == 1 and response.json()["champion"] is True, form
     assert answers["envelope"].json()["input_id"] == "b1"
+    stamps = pd.to_datetime([row["timestamp"] for row in answers["envelope"].json()["records"]])
+    assert str(stamps.tz) == "UTC" and (stamps == pd.to_datetime(rows["timestamp"])).all()  # the UTC zone is kept
 
 
 @pytest.mark.parametrize(
@@ -126,8 +128,9 @@ def test_evaluate_over_rest(client: TestClient, data) -> None:
     metrics = response.json()["metrics"]
     assert {"roc_auc", "f1", "detection_rate"} <= set(metrics)
     assert 0.0 <= metrics["roc_auc"] <= 1.0
-    unlabelled = client.post("/experiments/pump/evaluate", json=[{k: v for k, v in r.items() if k != "fault"}
-                                                                 for r in records])
+    unlabelled = client.post(
+        "/experiments/pump/evaluate", json=[{k: v for k, v in r.items() if k != "fault"} for r in records]
+    )
     assert unlabelled.status_code == 422 and unlabelled.json()["error"]["field"] == "fault"
 
 
@@ -146,3 +149,39 @@ def test_no_champion_says_so_with_the_reason(client: TestClient, data) -> None:
     assert "no champion" in body["warning"] and result.validation.reason in body["warning"]
     chosen = client.post("/experiments/drifting/predict", params={"version": 1}, json=records).json()
     assert chosen["champion"] is False and "warning" not in chosen  # asked for by number: no surprise to report
+
+
+def test_a_failed_first_training_leaves_a_clear_state(client: TestClient, data) -> None:
+    from framework.errors import DataValidationError
+
+    hub = client.app.state.hub
+    hub.create_experiment("first", "fault_detection", SPEC, exist_ok=True)
+    with pytest.raises(DataValidationError):
+        hub.train("first", data[0].iloc[:5])  # too few rows to fit
+    assert hub.get_experiment("first").champion is None and hub.versions("first") == []
+    [failed] = hub.training_history("first")
+    assert failed["status"] == "FAILED" and failed["version"] is None and "rows" in failed["error"]
+    hub.create_experiment("first", "fault_detection", SPEC, exist_ok=True)  # the re-run of a script
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert hub.train("first", data[0]).version == 1
+
+
+def test_huge_and_missing_readings_score_through_rest(client: TestClient, data) -> None:
+    rows = data[1].head(10).to_dict(orient="records")
+    rows[2]["s01"] = 1e155  # finite: it must score (it was an IndexError, HTTP 500)
+    rows[3]["s02"] = None  # missing: reconstructed, and named in the answer
+    answer = client.post("/experiments/pump/predict", json={"records": rows})
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["records"]
+    assert predictions[2]["is_anomaly"] and predictions[2]["top_feature"] == "s01"
+    assert predictions[3]["missing_features"] == "s02"
+    assert all(p["missing_features"] == "" for i, p in enumerate(predictions) if i != 3)
+    frame = data[1].head(5).copy()
+    frame["s03"] = frame["s03"].astype(object)
+    frame.loc[1, "s03"] = "inf"  # a CSV's inf is a missing reading too, never a healthy one
+    csv = client.post(
+        "/experiments/pump/predict", content=frame.to_csv(index=False), headers={"content-type": "text/csv"}
+    )
+    assert csv.status_code == 200, csv.text
+    assert csv.json()["records"][1]["missing_features"] == "s03"

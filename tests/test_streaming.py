@@ -89,6 +89,22 @@ def trained_rabbitmq(tmp_path, process):
     yield from open_trained("rabbitmq", tmp_path, process)
 
 
+def test_stream_scores_huge_and_missing_readings_and_names_them(trained, process):
+    hub, name, _, _ = trained
+    test = process[1].drop(columns=["fault", "fault_type"]).head(40).reset_index(drop=True)
+    test["s01"] = test["s01"].astype(float)
+    test.loc[5, "s01"] = 1e155
+    test.loc[6, "s02"] = float("nan")  # published as null: a missing reading
+    ids = hub.publish_records(name, test, batch_size=10)
+    run_until(hub, name, expected=len(ids))
+    predictions = drain(hub.get_plugin("datastream"), prediction_queue(name))
+    assert set(predictions) == set(ids)  # nothing dead-lettered: every finite or missing reading scores
+    rows = [r for mid in ids for r in predictions[mid]["records"]]
+    assert rows[5]["is_anomaly"] and rows[5]["top_feature"] == "s01"
+    assert rows[6]["missing_features"] == "s02"
+    assert sum(r["missing_features"] != "" for r in rows) == 1
+
+
 def test_stream_scores_every_message_and_skips_bad_ones(trained, process):
     hub, name, _, _ = trained
     test = process[1].drop(columns=["fault", "fault_type"])
@@ -280,19 +296,24 @@ def test_scorer_logs_monitoring_metrics_to_one_run(tmp_path, process, caplog):
 
 def test_competing_consumers_share_the_queue(trained, process):
     hub, name, _, _ = trained
-    ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
     stop = threading.Event()
     stats: list = []
     workers = [threading.Thread(target=lambda: stats.append(hub.stream(name, stop, batch_size=5)))
                for _ in range(2)]
     for worker in workers:
         worker.start()
+    monitor = "tags.`experimenthub.kind` = 'monitor'"
+    deadline = time.monotonic() + 60  # both scorers are consuming once each opened its monitoring run
+    while len(hub.store.mlops.search_runs(name, filter_string=monitor)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ids = hub.publish_records(name, process[1].drop(columns=["fault", "fault_type"]), batch_size=20)
     predictions = collect(hub.get_plugin("datastream"), prediction_queue(name), len(ids), timeout=120)
     stop.set()
     for worker in workers:
         worker.join(timeout=30)
     assert set(predictions) == set(ids)
     assert sum(s.messages for s in stats) >= len(ids)
+    assert len(stats) == 2 and all(s.messages > 0 for s in stats), [s.messages for s in stats]  # both took work
 
 
 def test_independent_pika_client_round_trip(trained_rabbitmq, process):

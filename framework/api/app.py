@@ -51,6 +51,7 @@ from starlette.datastructures import UploadFile
 
 from framework.api.dashboard import PREFIX as DASHBOARD
 from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
+from framework.api.docs import DOCS_STATIC, docs_router
 from framework.api.errors import ApiError, install_error_handlers
 from framework.api.inputs import invocation_frame, predict_input
 from framework.api.middleware import (
@@ -229,7 +230,7 @@ def create_app(
                 api_key=key,
                 open_paths=(*OPEN_PATHS, "/", f"{DASHBOARD}/login", f"{DASHBOARD}/logout"),
                 sessions=signer,
-                open_prefixes=(f"{DASHBOARD}/static/",),
+                open_prefixes=(f"{DASHBOARD}/static/", DOCS_STATIC),
                 login_path=f"{DASHBOARD}/login",
                 page_prefix=DASHBOARD,
             )
@@ -242,6 +243,8 @@ def create_app(
         description=(__doc__ or "").split("Design:", 1)[-1].strip(),
         lifespan=lifespan,
         middleware=middleware,
+        docs_url=None,  # served by docs_router with local assets (no CDN)
+        redoc_url=None,
     )
     if given_hub is not None:
         app.state.hub = given_hub
@@ -252,6 +255,7 @@ def create_app(
     app.state.hub_deadline_s = hub_deadline_s
     install_error_handlers(app)
     app.include_router(_open_router(key))
+    app.include_router(docs_router(app.title))
     app.include_router(dashboard_router(signer))
     # The bearer scheme is enforced by BearerAuthMiddleware (before any body is read); this only documents it.
     secured = [Depends(HTTPBearer(auto_error=False, description="the hub's API key"))] if key else []
@@ -466,11 +470,9 @@ def _router() -> APIRouter:
         ``{"predictions": [...]}`` with ``model_version`` and ``champion`` beside it (the champion scores)."""
         _, data = await _scoring_input(request, lambda raw: (None, invocation_frame(raw)))
         frame = await hub_call(request, hub.predict, name, data)
-        records = await run_in_threadpool(frame.to_json, orient="records", date_format="iso", date_unit="ms")
-        head = json.dumps(_served(frame))[1:-1]
-        return Response(
-            f'{{"predictions": {records}, {head}}}', media_type="application/json", headers=_served_headers(frame)
-        )
+        envelope = await run_in_threadpool(encode_records, frame)  # the same encoding as /predict: every digit
+        answer = {"predictions": json.loads(envelope)["records"], **_served(frame)}
+        return JSONResponse(answer, headers=_served_headers(frame))
 
     @router.post(
         "/experiments/{name}/records", status_code=202, tags=["serving"], responses=_errors(404, 413, 422, 503)
@@ -527,8 +529,9 @@ def _router() -> APIRouter:
         ] = "json",
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
         plotlyjs: Annotated[
-            Literal["cdn", "inline"], Query(description="html: plotly.js from a CDN or inline")
-        ] = "cdn",
+            Literal["local", "inline"],
+            Query(description="html: plotly.js served by this API (default), or inlined in the page"),
+        ] = "local",
     ) -> Response:
         """A figure stored with a version's training run (the champion by default)."""
         await hub_call(request, hub.get_experiment, name)
@@ -536,7 +539,8 @@ def _router() -> APIRouter:
         if format == "html":
             import plotly.io
 
-            include = "cdn" if plotlyjs == "cdn" else True
+            local = f"{request.scope.get('root_path', '')}{DASHBOARD}/static/plotly.min.js"
+            include = local if plotlyjs == "local" else True
             html = await run_in_threadpool(plotly.io.to_html, fig, include_plotlyjs=include, full_html=True)
             return HTMLResponse(html)
         return JSONResponse(json_safe(fig))

@@ -8,6 +8,8 @@ Every detector works on standardized data and has the same small interface::
                                                                # anomalous), contributions (row shares)
 
 - ``pca``: PCA-MSPC (``framework.models.mspc.PCAMSPC``): T², SPE and their combined index.
+- ``var_innovation``: a dynamic detector for closed loops (``framework.models.innovation.VARInnovation``):
+  ridge-VAR one-step innovations and the static level, each PCA-monitored.
 - ``isolation_forest``, ``elliptic_envelope`` (robust covariance, MCD) and ``lof`` (``novelty=True``) wrap
   scikit-learn; the score is the negated ``score_samples`` and the contributions are the per-feature |z| shares.
   Their params are the estimator's own ``__init__`` params, plus ``max_train_rows``: fit on a seeded random
@@ -31,6 +33,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from framework.errors import ConfigError
+from framework.models.innovation import VARInnovation
 from framework.models.mspc import PCAMSPC, DetectorScores, contribution_shares
 
 __all__ = [
@@ -134,6 +137,7 @@ DETECTORS: dict[str, type[Detector]] = {
     "isolation_forest": IsolationForestDetector,
     "elliptic_envelope": EllipticEnvelopeDetector,
     "lof": LocalOutlierFactorDetector,
+    "var_innovation": VARInnovation,
 }
 
 

@@ -57,7 +57,13 @@ def lagged(X: np.ndarray, lags: int) -> np.ndarray:
 
 
 def contribution_shares(contrib: np.ndarray) -> np.ndarray:
-    """Scale non-negative per-feature contributions so each row sums to 1 (uniform when a row is all zero)."""
+    """Scale non-negative per-feature contributions so each row sums to 1 (uniform when a row is all zero).
+
+    Overflowed entries (inf, from huge readings) count as the largest float; rows are scaled by their maximum
+    first so that the sum cannot overflow."""
+    contrib = np.nan_to_num(contrib, nan=0.0, posinf=np.finfo(np.float64).max)
+    peak = contrib.max(axis=1, keepdims=True)
+    contrib = np.divide(contrib, peak, out=np.zeros_like(contrib), where=peak > 0)
     total = contrib.sum(axis=1, keepdims=True)
     uniform = np.full_like(contrib, 1.0 / contrib.shape[1])
     return np.divide(contrib, total, out=uniform, where=total > _TINY)
@@ -190,10 +196,22 @@ class PCAMSPC:
         if contributions:
             diagonal = np.diag(self.matrix_)
             safe = np.where(diagonal > _TINY, diagonal, np.inf)
-            rbc = (Z @ self.matrix_) ** 2 / safe
+            rbc = (_row_scaled(Z) @ self.matrix_) ** 2 / safe  # shares are scale-free: no overflow
             rbc = rbc.reshape(len(Z), self.lags + 1, self.n_features_in_).sum(axis=1)
             shares = contribution_shares(rbc)
         return DetectorScores(score=score, contributions=shares, extras={"t2": t2, "spe": spe})
+
+
+def _row_scaled(*parts: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+    """The rows of ``parts`` divided by one common factor per row (their largest magnitude, when above 1).
+
+    Reconstruction-based contributions are quadratic in the row, so their shares do not change, and huge
+    readings (1e155) no longer overflow to inf."""
+    with np.errstate(invalid="ignore"):
+        peak = np.max([np.max(np.abs(np.nan_to_num(p)), axis=1) for p in parts], axis=0)
+    factor = np.maximum(peak, 1.0)[:, None]
+    scaled = tuple(np.nan_to_num(p) / factor for p in parts)
+    return scaled[0] if len(scaled) == 1 else scaled
 
 
 def _is_int(value: Any) -> bool:

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery, states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -38,8 +39,9 @@ from framework.errors import (
     PluginUnavailable,
     redact,
 )
-from framework.plugins.settings import CeleryConfig, validated_by
+from framework.plugins.settings import CeleryConfig, TLSConfig, validated_by
 from framework.plugins.taskqueue import JobState
+from framework.plugins.tls import tls_failure
 
 __all__ = ["CeleryPlugin", "CelerySettings", "create_app"]
 
@@ -68,6 +70,7 @@ class CelerySettings:
     task_soft_time_limit: float | None = None
     result_expires: float = 7 * 24 * 3600.0
     connect_timeout: float = 4.0
+    broker_ssl: dict[str, Any] | None = None  # py-amqp ssl options (``TLSConfig.amqp_options``), None for plain AMQP
 
 
 def create_app(settings: CelerySettings, tasks: Mapping[str, Callable[..., Any]] | None = None) -> Celery:
@@ -105,6 +108,8 @@ def create_app(settings: CelerySettings, tasks: Mapping[str, Callable[..., Any]]
             "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
         },
     )
+    if settings.broker_ssl is not None:
+        app.conf.broker_use_ssl = settings.broker_ssl
     for name, function in (tasks or {}).items():
         app.task(name=name, bind=True, throws=(JobFailed,))(_as_job(function))
     return app
@@ -145,6 +150,7 @@ class CeleryPlugin:
     limit per job in seconds (the soft limit, default 95 % of it, lets the job end its run cleanly).
     ``result_expires`` is how long job states and results stay in the backend. ``connect_timeout`` bounds each
     broker and backend connection attempt; ``health_timeout`` is how long the health check waits for workers.
+    ``ssl`` (``{ca_file, cert_file, key_file, verify: true}``) turns on TLS to the broker (``amqps://…:5671``).
     """
 
     plugin_type = "taskqueue"
@@ -163,7 +169,9 @@ class CeleryPlugin:
         result_expires: float = 7 * 24 * 3600.0,
         connect_timeout: float = 4.0,
         health_timeout: float = 1.0,
+        ssl: TLSConfig | None = None,
     ) -> None:
+        broker_host = urlsplit(broker_url).hostname or "localhost"
         self.settings = CelerySettings(
             broker_url=broker_url,
             backend_url=backend_url,
@@ -173,6 +181,7 @@ class CeleryPlugin:
             task_soft_time_limit=task_soft_time_limit,
             result_expires=float(result_expires),
             connect_timeout=float(connect_timeout),
+            broker_ssl=ssl.amqp_options(broker_host) if ssl is not None else None,
         )
         self.health_timeout = float(health_timeout)
         self._app: Celery | None = None
@@ -213,6 +222,13 @@ class CeleryPlugin:
             with app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.settings.connect_timeout)
         except Exception as exc:
+            if (problem := tls_failure(exc)) is not None:
+                raise PluginError(
+                    f"TLS handshake with the Celery broker at {self._where('broker')} failed: {problem}; check "
+                    "ssl.ca_file (the CA that signed the broker's certificate), ssl.cert_file/key_file and the "
+                    "host name",
+                    plugin_type="taskqueue",
+                ) from exc
             raise _unavailable(f"cannot reach the Celery broker at {self._where('broker')}", exc) from exc
 
     def _check_backend(self, app: Celery) -> None:

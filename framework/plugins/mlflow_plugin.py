@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import sqlite3
+import ssl
 import tempfile
 import threading
 import time
@@ -41,7 +42,7 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import mlflow.pyfunc
@@ -72,6 +73,7 @@ from framework.plugins.mlflow_settings import ClientSettings
 from framework.plugins.mlflow_settings import active as active_settings
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord, RunStatus
 from framework.plugins.settings import MLflowConfig, validated_by
+from framework.plugins.tls import tls_failure
 
 __all__ = ["MLflowPlugin", "PyfuncModelWrapper"]
 
@@ -205,6 +207,12 @@ class MLflowPlugin(MLOpsPlugin):
         settings replace ``MLFLOW_HTTP_REQUEST_*`` for this plugin's calls only.
     health_timeout:
         Deadline (s) of ``health_check`` and of the probe in ``initialize``; also the HTTP connect timeout.
+    username, password:
+        Credentials of a server run with ``--app-name basic-auth`` (HTTP basic auth; use https off the host). A
+        refused login is a ``PluginError`` naming the user, never the password.
+    ca_bundle, client_cert:
+        For an https server: the PEM CA bundle that signed its certificate, and a PEM client certificate with its
+        key for servers that require one.
     """
 
     plugin_type = "mlops"
@@ -220,6 +228,10 @@ class MLflowPlugin(MLOpsPlugin):
         max_retries: int = 2,
         backoff_factor: float = 1.0,
         health_timeout: float = 3.0,
+        username: str | None = None,
+        password: str | None = None,
+        ca_bundle: str | None = None,
+        client_cert: str | None = None,
     ) -> None:
         if mlflow_uri is None:
             from framework.config import state_dir
@@ -238,14 +250,30 @@ class MLflowPlugin(MLOpsPlugin):
         # httpx logs request URLs: probe without userinfo, and send it as basic auth instead
         self._probe_base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
         self._probe_auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        if username is not None:
+            self._probe_auth = (username, password or "")
+        self.username = username if username is not None else (self._probe_auth or (None,))[0]
+        self.ca_bundle, self.client_cert = ca_bundle, client_cert
         self._db_path = (
             None if self.is_server else Path(unquote(mlflow_uri[len("sqlite:///") :])).expanduser().resolve()
         )
         self._tracking_uri = mlflow_uri if self._db_path is None else f"sqlite:///{self._db_path}"
+        if username is not None and self.is_server:
+            # in the URI, not only in MLflow's per-call settings: MLflow downloads artifacts in its own threads,
+            # where those settings do not reach; requests sends URL userinfo as basic auth, and it is never logged
+            userinfo = f"{quote(username, safe='')}:{quote(password or '', safe='')}"
+            netloc = f"{userinfo}@{parts.netloc.rpartition('@')[2]}"
+            self._tracking_uri = parts._replace(netloc=netloc).geturl()
         if artifact_location is None and self._db_path is not None:
             artifact_location = (self._db_path.parent / "artifacts").as_uri()
         self.artifact_location = artifact_location
-        self._settings = ClientSettings((health_timeout, request_timeout), max_retries, backoff_factor)
+        self._settings = ClientSettings(
+            (health_timeout, request_timeout),
+            max_retries,
+            backoff_factor,
+            server_cert_path=ca_bundle,
+            client_cert_path=client_cert,
+        )
         self._client: MlflowClient | None = None
         self._open_runs: set[str] = set()
         self._experiment_names: dict[str, str] = {}  # experiment id -> name, for RunRecord
@@ -264,6 +292,8 @@ class MLflowPlugin(MLOpsPlugin):
         _quiet_expected_mlflow_messages()
         if self.is_server:
             reachable, details = self._probe_server()
+            if details["status"] in ("login refused", "TLS failed"):  # retrying would not help
+                raise PluginError(f"MLflow server {self.masked_uri}: {details['error']}", plugin_type="mlops")
             if not reachable:
                 raise PluginUnavailable(
                     f"MLflow server {self.masked_uri} is unreachable: {details['error']}", plugin_type="mlops"
@@ -324,7 +354,17 @@ class MLflowPlugin(MLOpsPlugin):
             return max(deadline - time.monotonic(), 0.05)
 
         try:
-            with httpx.Client(timeout=self.health_timeout, auth=self._probe_auth, trust_env=False) as http:
+            verify: ssl.SSLContext | bool = (
+                ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+            )
+            client = httpx.Client(
+                timeout=self.health_timeout,
+                auth=self._probe_auth,
+                trust_env=False,
+                verify=verify,
+                cert=self.client_cert,
+            )
+            with client as http:
                 http.get(f"{base}/health", timeout=remaining()).raise_for_status()
                 version = http.get(f"{base}/version", timeout=remaining())
                 details["server_version"] = version.text.strip() if version.is_success else None
@@ -332,8 +372,21 @@ class MLflowPlugin(MLOpsPlugin):
                     f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 1}, timeout=remaining()
                 )
                 search.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            if code in (401, 403):
+                details["status"] = "login refused"
+                who = f"user {self.username!r}" if self.username else "no credentials (set username and password)"
+                details["error"] = f"HTTP {code}: the server refused {who}"
+            else:
+                details["error"] = redact(f"{type(exc).__name__}: {exc}")
+            details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
+            return False, details
         except httpx.HTTPError as exc:
             details["error"] = redact(f"{type(exc).__name__}: {exc}")
+            if (problem := tls_failure(exc)) is not None:
+                details["status"] = "TLS failed"
+                details["error"] = f"TLS handshake failed: {problem}; check ca_bundle and client_cert"
             details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
             return False, details
         details["status"] = "reachable"
@@ -523,14 +576,16 @@ class MLflowPlugin(MLOpsPlugin):
                 client.log_artifact(run_id, str(path), artifact_path)
 
     def log_figure(self, run_id: str, figure: Any, name: str) -> None:
-        """Store a plotly figure as ``figures/<name>.html`` (plotly.js from its CDN) and ``figures/<name>.json``."""
+        """Store a plotly figure as ``figures/<name>.html`` and ``figures/<name>.json``. The HTML embeds plotly.js
+        (about 4.7 MB) so it opens offline, in the MLflow UI too (which shows it in a sandboxed frame where no
+        relative script could load)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise DataValidationError(f"figure name must be a plain file name, got {name!r}", field="name")
         if not (callable(getattr(figure, "to_html", None)) and callable(getattr(figure, "to_json", None))):
             raise TypeError(f"log_figure() needs a plotly Figure, got {type(figure).__name__}")
         with tempfile.TemporaryDirectory(prefix="ehub-figure-") as tmp:
             folder = Path(tmp)
-            (folder / f"{name}.html").write_text(figure.to_html(include_plotlyjs="cdn", full_html=True), "utf-8")
+            (folder / f"{name}.html").write_text(figure.to_html(include_plotlyjs=True, full_html=True), "utf-8")
             (folder / f"{name}.json").write_text(figure.to_json(), "utf-8")
             with self._mlflow(f"log figure {name!r} to run {run_id}") as client:
                 client.log_artifacts(run_id, tmp, "figures")

@@ -6,7 +6,8 @@ Changing ``os.environ`` would change every library in the process, so instead, t
 this module wraps the ``.get`` of those variables (and of two output switches: no progress bars, no run URLs on
 stdout). The wrapper answers with the settings of the plugin whose call is running in this thread or task (a
 ``ContextVar``), and with the usual environment value everywhere else, so code outside a plugin call sees MLflow
-unchanged. ``tests/test_mlflow_settings.py`` fails if the MLflow internals this relies on change.
+unchanged. MLflow's artifact thread pools run their tasks in the caller's context, so the settings reach them too.
+``tests/test_mlflow_settings.py`` fails if the MLflow internals this relies on change.
 
 >>> with active(ClientSettings(timeout=(3.0, 30.0), max_retries=1, backoff_factor=0.5)):
 ...     client.search_experiments()        # at most one retry, 3 s to connect
@@ -15,8 +16,10 @@ unchanged. ``tests/test_mlflow_settings.py`` fails if the MLflow internals this 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,8 @@ HOOKED_VARIABLES: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "backoff_factor",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "progress_bar",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "suppress_run_url",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH": "server_cert_path",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH": "client_cert_path",
 }
 
 
@@ -42,6 +47,9 @@ class ClientSettings:
     backoff_factor: float
     progress_bar: bool = False  # no tqdm bars on stderr from a service
     suppress_run_url: bool = True  # no "View run <url>" on stdout (the URL would carry the URI's credentials)
+    # None: the environment's value (MLflow's own MLFLOW_TRACKING_* variables) still applies
+    server_cert_path: str | None = None  # CA bundle of an https server
+    client_cert_path: str | None = None
 
 
 _ACTIVE: ContextVar[ClientSettings | None] = ContextVar("experimenthub_mlflow_settings", default=None)
@@ -61,10 +69,34 @@ def _install_hook() -> None:
 
             def scoped(from_environment: Any = from_environment, attr: str = attr) -> Any:
                 settings = _ACTIVE.get()
-                return from_environment() if settings is None else getattr(settings, attr)
+                value = None if settings is None else getattr(settings, attr)
+                return from_environment() if value is None else value
 
             scoped.experimenthub_hook = True  # type: ignore[attr-defined]
             variable.get = scoped
+        _propagate_into_artifact_threads()
+
+
+class _ContextPool(ThreadPoolExecutor):
+    """A pool whose tasks run in the submitter's context, so the active settings reach MLflow's artifact threads."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+def _propagate_into_artifact_threads() -> None:
+    """MLflow uploads and downloads artifacts on a pool per repository (``_create_thread_pool``); a ``ContextVar``
+    does not cross into those threads by itself. Called under ``_HOOK_LOCK``."""
+    from mlflow.store.artifact.artifact_repo import ArtifactRepository
+
+    if getattr(ArtifactRepository._create_thread_pool, "experimenthub_hook", False):
+        return
+
+    def create_thread_pool(repo: Any) -> ThreadPoolExecutor:
+        return _ContextPool(max_workers=repo.max_workers, thread_name_prefix=f"Mlflow{type(repo).__name__}")
+
+    create_thread_pool.experimenthub_hook = True  # type: ignore[attr-defined]
+    ArtifactRepository._create_thread_pool = create_thread_pool  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

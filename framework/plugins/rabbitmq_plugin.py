@@ -46,7 +46,8 @@ from framework.plugins.datastream import (
     OutgoingMessage,
 )
 from framework.plugins.per_thread import PerThread
-from framework.plugins.settings import RabbitMQConfig, validated_by
+from framework.plugins.settings import RabbitMQConfig, TLSConfig, validated_by
+from framework.plugins.tls import tls_failure
 
 __all__ = ["RabbitMQPlugin"]
 
@@ -147,6 +148,9 @@ class RabbitMQPlugin(DataStreamPlugin):
         Socket read/write timeout, and how long ``publish`` waits for the broker's confirms.
     max_retries, retry_interval_start, retry_interval_step, retry_interval_max:
         Reconnection policy after the connection is lost (kombu ``ensure_connection``).
+    ssl:
+        TLS (amqps), a ``TLSConfig`` or its dict: ``{ca_file, cert_file, key_file, verify: true}``; the port then
+        defaults to 5671. A certificate the client cannot verify is a ``PluginError`` at once (never retried).
     """
 
     plugin_type = "datastream"
@@ -169,6 +173,7 @@ class RabbitMQPlugin(DataStreamPlugin):
         retry_interval_start: float = 0.5,
         retry_interval_step: float = 1.0,
         retry_interval_max: float = 5.0,
+        ssl: TLSConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -184,6 +189,7 @@ class RabbitMQPlugin(DataStreamPlugin):
         self.retry_interval_start = retry_interval_start
         self.retry_interval_step = retry_interval_step
         self.retry_interval_max = retry_interval_max
+        self.ssl = ssl
         self._lock = threading.Lock()  # guards _declared
         self._sessions: PerThread[_Session] = PerThread(_Session.close)
         self._publishers: PerThread[_Session] = PerThread(_Session.close)  # publish on a connection of its own
@@ -603,7 +609,8 @@ class RabbitMQPlugin(DataStreamPlugin):
     # ------------------------------------------------------------------ connections
 
     def _where(self) -> str:
-        return f"amqp://{self.host}:{self.port}/{quote(self.virtual_host, safe='')}"
+        scheme = "amqps" if self.ssl is not None else "amqp"
+        return f"{scheme}://{self.host}:{self.port}/{quote(self.virtual_host, safe='')}"
 
     def _connection(self, timeout: float | None = None) -> kombu.Connection:
         io_timeout = timeout or self.operation_timeout
@@ -617,6 +624,7 @@ class RabbitMQPlugin(DataStreamPlugin):
             heartbeat=self.heartbeat,
             connect_timeout=timeout or self.connect_timeout,
             transport_options={"read_timeout": io_timeout, "write_timeout": io_timeout},
+            ssl=self.ssl.amqp_options(self.host) if self.ssl is not None else False,
         )
 
     def _session(self, publisher: bool = False) -> _Session:
@@ -627,6 +635,8 @@ class RabbitMQPlugin(DataStreamPlugin):
         return (self._publishers if publisher else self._sessions).get(_Session)
 
     def _log_retry(self, exc: BaseException, interval: float) -> None:
+        if tls_failure(exc) is not None:
+            raise exc  # a certificate problem does not heal with retries: fail now
         log.warning("RabbitMQ at %s unreachable (%s); retrying in %.1fs", self._where(), redact(str(exc)), interval)
 
     def _open(self, session: _Session, max_retries: int, timeout: float | None) -> None:
@@ -650,6 +660,12 @@ class RabbitMQPlugin(DataStreamPlugin):
                     plugin_type=self.plugin_type,
                 ) from exc
             except _CONNECTION_ERRORS as exc:
+                if (problem := tls_failure(exc)) is not None:
+                    raise PluginError(
+                        f"TLS handshake with RabbitMQ at {self._where()} failed: {problem}; check ssl.ca_file "
+                        "(the CA that signed the broker's certificate), ssl.cert_file/key_file and the host name",
+                        plugin_type=self.plugin_type,
+                    ) from exc
                 raise PluginUnavailable(
                     f"RabbitMQ at {self._where()} is unreachable: {redact(str(exc))}", plugin_type=self.plugin_type
                 ) from exc

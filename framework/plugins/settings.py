@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import ssl
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -33,6 +35,7 @@ __all__ = [
     "MLflowConfig",
     "PluginSettings",
     "RabbitMQConfig",
+    "TLSConfig",
     "describe",
     "secret",
     "validated_by",
@@ -58,6 +61,41 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _readable_file(value: str | None) -> str | None:
+    if value is not None and not Path(value).is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
+class TLSConfig(PluginSettings):
+    """``ssl:`` of a broker connection (amqps). ``ssl: {}`` verifies the server against the system's CAs."""
+
+    ca_file: str | None = Field(None, description="PEM file of the CA(s) that signed the server's certificate")
+    cert_file: str | None = Field(None, description="PEM client certificate, for brokers that require one")
+    key_file: str | None = Field(None, description="PEM private key of cert_file (default: inside cert_file)")
+    verify: bool = Field(True, description="check the server's certificate and host name (keep true)")
+
+    _files = pydantic.field_validator("ca_file", "cert_file", "key_file")(_readable_file)
+
+    @pydantic.model_validator(mode="after")
+    def _key_needs_cert(self) -> TLSConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file")
+        return self
+
+    def amqp_options(self, host: str) -> dict[str, Any]:
+        """The ``ssl`` options of py-amqp (kombu ``Connection(ssl=...)``, Celery ``broker_use_ssl``)."""
+        options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE}
+        if self.verify:
+            options["server_hostname"] = host  # also turns on the host name check
+        if self.ca_file:
+            options["ca_certs"] = self.ca_file
+        if self.cert_file:
+            options["certfile"] = self.cert_file
+            options["keyfile"] = self.key_file
+        return options
+
+
 class MLflowConfig(PluginSettings):
     """``mlops: mlflow``: an MLflow tracking server, or the embedded SQLite store."""
 
@@ -70,10 +108,22 @@ class MLflowConfig(PluginSettings):
     artifact_location: str | None = Field(
         None, description="artifact root of experiments this plugin creates (SQLite default: <db dir>/artifacts)"
     )
-    request_timeout: float = Field(30.0, gt=0, description="read timeout (s) of each MLflow HTTP request")
+    request_timeout: float = Field(10.0, gt=0, description="read timeout (s) of each MLflow HTTP request")
     max_retries: int = Field(2, ge=0, le=10, description="retries of a failed MLflow HTTP request")
     backoff_factor: float = Field(1.0, ge=0, description="backoff factor between those retries")
     health_timeout: float = Field(3.0, gt=0, description="deadline (s) of health checks; also the connect timeout")
+    username: str | None = Field(None, description="user of a server run with --app-name basic-auth")
+    password: str | None = secret(None, "password of that user (use ${ENV} or ${file:...})")
+    ca_bundle: str | None = Field(None, description="PEM CA bundle that signed an https server's certificate")
+    client_cert: str | None = Field(None, description="PEM client certificate with its key, for mutual TLS")
+
+    _mlflow_files = pydantic.field_validator("ca_bundle", "client_cert")(_readable_file)
+
+    @pydantic.model_validator(mode="after")
+    def _credentials_in_pairs(self) -> MLflowConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: set both or neither")
+        return self
 
     @pydantic.field_validator("mlflow_uri")
     @classmethod
@@ -100,6 +150,14 @@ class RabbitMQConfig(PluginSettings):
     retry_interval_start: float = Field(0.5, ge=0, description="first reconnection delay (s)")
     retry_interval_step: float = Field(1.0, ge=0, description="added to the delay after each attempt (s)")
     retry_interval_max: float = Field(5.0, ge=0, description="longest reconnection delay (s)")
+    ssl: TLSConfig | None = Field(None, description="TLS (amqps): ca_file, cert_file, key_file, verify; port 5671")
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _tls_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("ssl") is not None and "port" not in data:
+            return {**data, "port": 5671}  # the amqps port
+        return data
 
 
 class LocalStreamConfig(PluginSettings):
@@ -138,6 +196,7 @@ class CeleryConfig(PluginSettings):
     result_expires: float = Field(7 * 24 * 3600.0, gt=0, description="how long job states stay in the backend (s)")
     connect_timeout: float = Field(4.0, gt=0, description="bound of each broker and backend connection attempt (s)")
     health_timeout: float = Field(1.0, gt=0, description="how long the health check waits for workers (s)")
+    ssl: TLSConfig | None = Field(None, description="TLS to the broker (amqps://...:5671): ca_file, cert_file, ...")
 
     _checked = pydantic.field_validator("broker_url", "backend_url", "app_name", "queue")(_non_empty)
 
