@@ -446,7 +446,7 @@ class StreamScorer:
         for rows in (reference, None) if reference is not None else (None,):
             try:
                 return StreamMonitor.for_model(self.name, model, reference=rows)
-            except (HubError, ValueError, KeyError, TypeError) as exc:
+            except (HubError, AttributeError, KeyError, TypeError, ValueError) as exc:
                 reason = redact(str(exc))
                 log.info("stream %s: monitor (reference %s): %s", self.name, rows is not None, reason)
         log.warning("stream %s: version %s is not monitored: %s", self.name, version, reason)

@@ -155,3 +155,22 @@ def test_monitor_command_and_endpoint_show_windows_and_events(tmp_path: Path):
     page = html.read_text()
     assert "Drift ratio per feature" in page and "plotly" in page
     assert "<script src=" not in page  # plotly.js is embedded, nothing loads from a CDN
+
+
+def test_a_spec_pickled_before_the_monitoring_fields_gets_their_defaults():
+    """Models pickled by 0.1.0 carry specs without ``monitoring`` and the new ``retrain`` fields."""
+    from framework.FaultDetection import FaultDetectionExperiment
+    from framework.monitoring import StreamMonitor
+
+    spec = FaultDetectionExperiment.spec_model.model_validate(SPEC)
+    state = spec.__getstate__()
+    fields = {k: v for k, v in state["__dict__"].items() if k != "monitoring"}
+    old_retrain = type(spec.retrain).__new__(type(spec.retrain))
+    old_retrain.__setstate__({**spec.retrain.__getstate__(), "__dict__": {"window": 1000, "every_n_rows": None}})
+    old = type(spec).__new__(type(spec))
+    old.__setstate__({**state, "__dict__": fields | {"retrain": old_retrain}})
+    with pytest.raises(AttributeError):  # really an old spec
+        _ = old.monitoring, old.retrain.cooldown_rows
+    monitor = StreamMonitor("plant", old, features=["x0", "x1"], reference=plant(5000, 0))
+    assert monitor.window == 2000 and monitor.policy.cooldown_rows == 10_000 and monitor.policy.window == 1000
+    assert monitor.calibrated
