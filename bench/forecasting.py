@@ -13,7 +13,9 @@ the timings, like statsforecast's.
 Run: ``.venv/bin/python bench/forecasting.py`` (about a minute on two cores). The last line reads
 ``RESULT forecasting auto_vs_seasonal_naive_mase=<worst auto/seasonal-naive MASE ratio over the seasonal series>
 auto_vs_best_mase=<auto / best single model, on the geometric mean over series of MASE relative to seasonal naive>
-auto_fit_s_1000h=<wall seconds of TimeSeriesExperiment.fit with auto>``.
+auto_fit_s_1000h=<wall seconds of TimeSeriesExperiment.fit with auto>
+auto_vs_plain_statsforecast_fit=<that / one plain fit each of AutoETS, AutoCES, AutoTheta, AutoARIMA, same run>``.
+The public-series panel with the statsforecast peers is ``bench/forecast_panel.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 
 warnings.filterwarnings("ignore")
 
-OURS = ("seasonal_naive", "ets", "arima", "theta", "ces", "stl", "auto")
+OURS = ("seasonal_naive", "ets", "arima", "theta", "ces", "stl", "combination", "auto")
 OPTIONAL = tuple(name for name in ("prophet",) if importlib.util.find_spec(name) is not None)
 HOURLY = "generator+anoms (h)"  # make_series(n=1000, seed=0): also the series of the auto fit-time check
 
@@ -91,6 +93,26 @@ def plain_sm_ets(train: np.ndarray, h: int, m: int) -> np.ndarray:
     return np.asarray(best.forecast(h))
 
 
+def plain_statsforecast_seconds(y: np.ndarray, m: int) -> dict[str, float]:
+    """Wall seconds of one plain statsforecast fit each (ARIMA with the bounded search auto's candidate uses)."""
+    from statsforecast.models import AutoARIMA, AutoCES, AutoETS, AutoTheta
+
+    models = {
+        "AutoETS": AutoETS(season_length=m),
+        "AutoCES": AutoCES(season_length=m),
+        "AutoTheta": AutoTheta(season_length=m),
+        "AutoARIMA(bounded)": AutoARIMA(
+            season_length=m, max_p=2, max_q=2, max_P=1, max_Q=1, max_order=6, nmodels=10, approximation=True
+        ),
+    }
+    seconds = {}
+    for name, model in models.items():
+        start = time.perf_counter()
+        model.fit(y)
+        seconds[name] = time.perf_counter() - start
+    return seconds
+
+
 def main() -> None:
     from framework.datasets.series import make_series
     from framework.models.forecasters import make_forecaster
@@ -143,6 +165,12 @@ def main() -> None:
     experiment = TimeSeriesExperiment({"horizon": 24}).fit(hourly)
     auto_seconds, auto_cpu = time.perf_counter() - wall, time.process_time() - cpu
     sm_seconds = table.set_index(["series", "model"]).loc[(HOURLY, "sm_ets"), "fit_s"]
+    sf_seconds = plain_statsforecast_seconds(hourly["value"].to_numpy(), 24)
+    print(
+        "plain statsforecast fits on the same 1000 points: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in sf_seconds.items())
+        + f"; together {sum(sf_seconds.values()):.2f} s; auto / that {auto_seconds / sum(sf_seconds.values()):.2f}"
+    )
     print(
         f"\nauto on 1000 hourly points (TimeSeriesExperiment.fit, holdout and all): {auto_seconds:.2f} s wall, "
         f"{auto_cpu:.2f} s CPU ({experiment.model_description_}); plain statsmodels ETS grid on the same series: "
@@ -150,7 +178,8 @@ def main() -> None:
     )
     print(
         f"RESULT forecasting auto_vs_seasonal_naive_mase={ratios.max():.3f} "
-        f"auto_vs_best_mase={auto_vs_best:.3f} auto_fit_s_1000h={auto_seconds:.2f}"
+        f"auto_vs_best_mase={auto_vs_best:.3f} auto_fit_s_1000h={auto_seconds:.2f} "
+        f"auto_vs_plain_statsforecast_fit={auto_seconds / sum(sf_seconds.values()):.2f}"
     )
 
 

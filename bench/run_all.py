@@ -21,6 +21,7 @@ BENCHES = [
     "stream_transport",
     "stream_throughput",
     "jobs",
+    "drift",
     "dashboard",
 ]
 

@@ -108,8 +108,12 @@ class Experiment(ABC):
         """Named plotly figures of the fit, or of ``df`` scored by the fitted model."""
 
     @abstractmethod
-    def validate(self) -> Validation:
-        """The champion gate: does the freshly fitted model meet its target on held-out data?"""
+    def validate(self, reference: Experiment | None = None) -> Validation:
+        """The champion gate: does the freshly fitted model meet its target on held-out data?
+
+        ``reference`` is the champion in service (a fitted experiment of the same type), when there is one: the
+        new model must then also be no worse than it on the same held-out data. A type that cannot compare ignores it.
+        """
 
     def update(self, df: pd.DataFrame) -> Experiment:
         """Absorb new observations without a full refit, where the type supports it; default: refit."""

@@ -45,6 +45,7 @@ from framework.config import ExperimentSpec, ModelSpec
 from framework.errors import ConfigError, DataValidationError
 from framework.Experiment import DataQualityWarning, Experiment, Validation, coerce_timestamps
 from framework.metrics import detection_metrics, forecast_metrics, mase_scale, normal_quantile
+from framework.models.conformal import cv_mase, rolling_errors
 from framework.models.forecasters import Forecaster, make_forecaster
 
 __all__ = [
@@ -58,7 +59,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_RELATIVE_MASE = 1.0  # the gate: holdout MASE no worse than seasonal naive on the same holdout
+MAX_RELATIVE_MASE = 1.0  # the gate: CV MASE no worse than seasonal naive on the same rolling origins
+MAX_RELATIVE_TO_CHAMPION = 1.0  # a new version's CV MASE no worse than the champion's on the same origins
 MIN_COVERAGE_TOLERANCE = 0.10
 MAX_DETECTED_PERIOD = 400
 _NICE_UNITS = (("D", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)), ("min", pd.Timedelta(minutes=1)))
@@ -80,6 +82,7 @@ class AnomalySettings(BaseModel):
 class TimeSeriesSpec(ExperimentSpec):
     """Spec of a ``TimeSeriesExperiment``; unknown keys are refused."""
 
+    monitoring_kind = "forecast"  # retrain.on_drift defaults to on; retrain.on_metric allowed (framework.config)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="auto"))
     timestamp: str = "timestamp"
     target: str = "value"
@@ -92,6 +95,16 @@ class TimeSeriesSpec(ExperimentSpec):
     max_grid_rows: int = Field(
         default=1_000_000, ge=1, le=50_000_000, description="most rows the regular grid of `frequency` may have"
     )
+
+    @pydantic.field_validator("threshold")
+    @classmethod
+    def _no_threshold_section(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value:
+            raise ValueError(
+                f"time_series has no threshold settings (got {', '.join(map(repr, value))}); "
+                "the anomaly threshold is anomaly.threshold (robust sigmas) with anomaly.method"
+            )
+        return value
 
     @pydantic.field_validator("frequency")
     @classmethod
@@ -209,16 +222,28 @@ class TimeSeriesExperiment(Experiment):
                 f"(two seasonal periods of {m} plus a holdout of {holdout})",
                 field=self.spec.target,
             )
-        model = make_forecaster(self.spec.model.name, self.spec.model.params, season_length=m, horizon=horizon)
+        params = dict(self.spec.model.params)
+        if self.spec.model.name in ("auto", "mstl") and "seasonal_periods" not in params:
+            periods = [p for p in calendar_periods(offset) if m > 1 and p % m == 0 and len(y) >= 3 * p]
+            if len(periods) > 1:  # hourly data with daily and weekly cycles: an MSTL candidate
+                params["seasonal_periods"] = periods
+        model = make_forecaster(self.spec.model.name, params, season_length=m, horizon=horizon)
         train, test = y[:-holdout], y[-holdout:]
         model.fit(train)
         mean, lower, upper = model.forecast(holdout, self.spec.interval)
         scale = mase_scale(train, m)
-        metrics = forecast_metrics(test, mean, lower, upper, scale)
-        naive = make_forecaster("seasonal_naive", season_length=m).fit(train)
+        metrics = forecast_metrics(test, mean, lower, upper, scale, level=self.spec.interval)
+        naive = make_forecaster("seasonal_naive", season_length=m, horizon=horizon).fit(train)
         naive_mean = naive.forecast(holdout, self.spec.interval)[0]
         metrics["baseline_mase"] = forecast_metrics(test, naive_mean, naive_mean, naive_mean, scale)["mase"]
         metrics["relative_mase"] = metrics["mase"] / metrics["baseline_mase"]
+        self.cv_origins_ = list(model.cv_origins_)
+        if model.cv_errors_ is not None:
+            cv_scale = mase_scale(train[: self.cv_origins_[0]], m)
+            metrics["cv_mase"] = float(np.mean(cv_mase(model.cv_errors_, cv_scale)))
+            metrics["cv_baseline_mase"] = float(np.mean(cv_mase(naive.cv_errors_, cv_scale)))
+            metrics["cv_relative_mase"] = metrics["cv_mase"] / metrics["cv_baseline_mase"]
+            metrics["cv_origins"] = float(len(self.cv_origins_))
         for name, score in getattr(model, "cv_mase_", {}).items():
             metrics[f"cv_mase.{name}"] = score
         model.extend(test)
@@ -380,36 +405,77 @@ class TimeSeriesExperiment(Experiment):
     # ------------------------------------------------------------------------------------- figures
     def figures(self, df: pd.DataFrame | None = None) -> dict[str, Any]:
         """``forecast``, ``decomposition``, ``residuals`` and (for ``auto``) ``cv_errors`` plotly figures."""
-        from framework.models.forecast_figures import build_figures
+        from framework.figures.time_series import MAX_POINTS, ForecastFigureData, build_figures
 
         self.check_is_fitted()
-        return build_figures(self, df)
+        y = self.model_.y_[-MAX_POINTS:]
+        history = self._score(pd.DataFrame({self.spec.timestamp: self.index_[-MAX_POINTS:], self.spec.target: y}))
+        scored = self._score(df) if df is not None and self.spec.target in df.columns else None
+        data = ForecastFigureData(
+            target=self.spec.target,
+            timestamp=self.spec.timestamp,
+            history=history,
+            future=self.predict(),
+            interval=self.spec.interval,
+            model_description=self.model_description_,
+            seasonal_period=self.seasonal_period_,
+            n_total=len(self.model_.y_),
+            sigma=self.sigma_,
+            scored=scored,
+            cv_scores=dict(self.cv_scores_ or {}),
+        )
+        return build_figures(data)
 
     # ------------------------------------------------------------------------------------ validate
-    def validate(self) -> Validation:
-        """The champion gate on the holdout.
+    def validate(self, reference: Experiment | None = None) -> Validation:
+        """The champion gate, judged on the rolling-origin CV of the fit (several origins, not one holdout).
 
-        Passes when MASE is finite and no worse than seasonal naive on the same holdout (``relative_mase <= 1``),
-        and the interval coverage is within ``max(0.10, 3 binomial standard errors)`` of the nominal level.
+        Passes when
+        - the CV MASE is no worse than seasonal naive's on the same origins (``cv_relative_mase <= 1``; a model
+          too short for CV is judged on the holdout's ``relative_mase``);
+        - the holdout interval coverage is within ``max(0.10, 3 binomial standard errors)`` of the nominal level;
+        - given ``reference`` (the champion, a fitted ``TimeSeriesExperiment``), the CV MASE is no worse than the
+          champion's from the same origins, each model run forward with its own final parameters
+          (``forward_cv_mase`` vs ``champion_cv_mase``; ``relative_to_champion <= 1``).
         """
         self.check_is_fitted()
         m = self.metrics_
         level, n = self.spec.interval, len(self.holdout_)
         tolerance = max(MIN_COVERAGE_TOLERANCE, 3 * math.sqrt(level * (1 - level) / n))
-        keys = ("mase", "relative_mase", "coverage")
+        on_cv = "cv_relative_mase" in m
+        keys = ("cv_mase", "cv_relative_mase", "coverage") if on_cv else ("mase", "relative_mase", "coverage")
         metrics = {k: m[k] for k in keys} | {"coverage_tolerance": tolerance}
         if not all(math.isfinite(m[k]) for k in keys):
-            return Validation(False, "holdout metrics are not finite", metrics)
-        if m["relative_mase"] > MAX_RELATIVE_MASE:
-            reason = f"holdout MASE {m['mase']:.3f} is worse than seasonal naive ({m['baseline_mase']:.3f})"
-            return Validation(False, reason, metrics)
+            return Validation(False, "validation metrics are not finite", metrics)
+        where = f"CV over {len(self.cv_origins_)} origins" if on_cv else "holdout"
+        mase, naive = (m["cv_mase"], m["cv_baseline_mase"]) if on_cv else (m["mase"], m["baseline_mase"])
+        if mase > MAX_RELATIVE_MASE * naive:
+            return Validation(False, f"{where}: MASE {mase:.3f} is worse than seasonal naive ({naive:.3f})", metrics)
         if abs(m["coverage"] - level) > tolerance:
             reason = f"interval coverage {m['coverage']:.2f} is more than {tolerance:.2f} from the nominal {level:.2f}"
             return Validation(False, reason, metrics)
-        reason = (
-            f"holdout MASE {m['mase']:.3f} vs seasonal naive {m['baseline_mase']:.3f}, coverage {m['coverage']:.2f}"
-        )
+        reason = f"{where}: MASE {mase:.3f} vs seasonal naive {naive:.3f}, holdout coverage {m['coverage']:.2f}"
+        if reference is not None and on_cv:
+            ours, champion = self._forward_cv_mase(self), self._forward_cv_mase(reference)
+            metrics |= {"forward_cv_mase": ours, "champion_cv_mase": champion, "relative_to_champion": ours / champion}
+            if not ours <= MAX_RELATIVE_TO_CHAMPION * champion:
+                reason = f"{where}: MASE {ours:.3f} is worse than the champion's ({champion:.3f}) from the same origins"
+                return Validation(False, reason, metrics)
+            reason += f"; from the same origins {ours:.3f} vs the champion's {champion:.3f}"
         return Validation(True, reason, metrics)
+
+    def _forward_cv_mase(self, reference: Experiment) -> float:
+        """MASE of ``reference``'s fitted model run forward (parameters fixed) from each of this fit's CV origins.
+
+        The new model and the champion are judged alike: each with its final parameters, on the same origins.
+        """
+        if not isinstance(reference, TimeSeriesExperiment) or not reference.is_fitted:
+            raise TypeError(f"reference must be a fitted TimeSeriesExperiment, got {type(reference).__name__}")
+        y = self.model_.y_[: len(self.model_.y_) - len(self.holdout_)]
+        origins, h = self.cv_origins_, self.horizon_
+        forecasts = np.stack([reference.model_.point_forecast(y[:o], h) for o in origins])
+        errors = rolling_errors(y, origins, forecasts)
+        return float(np.mean(cv_mase(errors, mase_scale(y[: origins[0]], self.seasonal_period_))))
 
     # -------------------------------------------------------------------------------------- helpers
     def _read(self, df: pd.DataFrame, *, require_target: bool) -> tuple[pd.Series, np.ndarray]:
@@ -522,5 +588,3 @@ def _robust_sigma(residuals: np.ndarray) -> float:
     mad = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
     sigma = mad if mad > 0 else float(np.std(residuals))
     return sigma if sigma > 0 else 1e-9
-
-

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pydantic
 import yaml
@@ -29,14 +29,20 @@ from framework.errors import ConfigError, RedactFilter
 __all__ = [
     "API_KEY_ENV",
     "DEFAULT_CONFIG_FILE",
+    "DRIFT_METHODS",
+    "METRIC_TRIGGERS",
     "MODEL_PARAM_RANGES",
     "REFUSED_MODEL_PARAMS",
+    "AlertSettings",
     "ApiSettings",
+    "DriftSettings",
     "ExperimentEntry",
     "ExperimentSpec",
     "GlobalSettings",
     "HubConfig",
+    "MetricTrigger",
     "ModelSpec",
+    "MonitoringSpec",
     "PluginEntry",
     "PluginsConfig",
     "RetrainPolicy",
@@ -393,22 +399,93 @@ class ModelSpec(_Strict):
         return params
 
 
+DRIFT_METHODS = ("wasserstein", "psi", "ks")
+METRIC_TRIGGERS: dict[str, str] = {"mase": "above", "coverage": "below"}  # forecast metric -> the bad direction
+
+
+class DriftSettings(_Strict):
+    """Per-feature drift: which statistic, on which features (thresholds are calibrated on the reference)."""
+
+    method: Literal["wasserstein", "psi", "ks"] = "wasserstein"
+    features: Literal["all"] | list[str] = Field(default="all", description="'all' or a list of feature names")
+
+    @pydantic.field_validator("features")
+    @classmethod
+    def _some_features(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("give 'all' or a non-empty list of distinct feature names")
+        return value
+
+
+class AlertSettings(_Strict):
+    """Which window statistics raise an alert event."""
+
+    drift: bool = True
+    alarm_rate_above: float | None = Field(
+        default=None, gt=0, lt=1, description="default: the model's target alarm rate plus its sampling margin"
+    )
+
+
+class MonitoringSpec(_Strict):
+    """How the stream scorer watches the data: evaluation window, drift statistic, alerts."""
+
+    window: int = Field(default=2000, ge=50, le=10_000_000, description="rows per evaluation window")
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+
+class MetricTrigger(_Strict):
+    """Retrain when a forecast metric over the last ``over_rows`` rows with actuals crosses its bound."""
+
+    metric: Literal["mase", "coverage"]
+    above: float | None = Field(default=None, gt=0, description="for mase: retrain when the rolling value is above")
+    below: float | None = Field(default=None, gt=0, lt=1, description="for coverage: retrain when below")
+    over_rows: int = Field(default=500, ge=10, le=10_000_000)
+
+    @pydantic.model_validator(mode="after")
+    def _one_bound(self) -> MetricTrigger:
+        direction = METRIC_TRIGGERS[self.metric]
+        other = "below" if direction == "above" else "above"
+        if getattr(self, other) is not None:
+            raise ValueError(f"{self.metric} is bad when it is {direction} a bound; give '{direction}', not '{other}'")
+        if getattr(self, direction) is None:
+            raise ValueError(f"give the bound: {{metric: {self.metric}, {direction}: ...}}")
+        return self
+
+    @property
+    def bound(self) -> float:
+        return float(self.above if self.above is not None else self.below)  # type: ignore[arg-type]
+
+
 class RetrainPolicy(_Strict):
-    """How the hub retrains: on the most recent ``window`` rows, and, from a stream, every ``every_n_rows`` rows."""
+    """When the hub retrains from a stream, and on which rows (see README, "Retraining")."""
 
     window: int | None = Field(default=None, gt=0, description="train on the most recent N rows (default: all)")
     every_n_rows: int | None = Field(default=None, gt=0, description="the stream submits a retrain job this often")
+    on_drift: bool | None = Field(
+        default=None, description="retrain on benign drift (default: off for fault detection, on for forecasting)"
+    )
+    on_metric: MetricTrigger | None = None
+    cooldown_rows: int = Field(default=10_000, ge=0, description="rows after a retrain before drift/metric triggers")
 
 
 class ExperimentSpec(_Strict):
-    """Fields every experiment spec has. Experiment types extend it; unknown keys are refused."""
+    """Fields every experiment spec has. Experiment types extend it; unknown keys are refused.
+
+    ``monitoring_kind`` (a class attribute of each type's spec) picks the per-type monitoring defaults:
+    ``"detection"`` (drift during an alarm episode is a fault; ``on_drift`` off) or ``"forecast"``
+    (``on_drift`` on; ``on_metric`` allowed).
+    """
+
+    monitoring_kind: ClassVar[Literal["detection", "forecast"]] = "detection"
 
     model: ModelSpec
     features: list[str] | None = Field(default=None, description="default: every numeric column but timestamp/label")
     timestamp: str | None = None
     label: str | None = Field(default=None, description="used by evaluate() only, never by fit()")
     threshold: dict[str, Any] = Field(default_factory=dict)
-    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy, validate_default=True)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
     @pydantic.field_validator("features")
     @classmethod
@@ -416,3 +493,20 @@ class ExperimentSpec(_Strict):
         if features is not None and (repeated := sorted({f for f in features if features.count(f) > 1})):
             raise ValueError(f"listed more than once: {', '.join(repeated)}")
         return features
+
+    @pydantic.field_validator("retrain")
+    @classmethod
+    def _retrain_defaults(cls, policy: RetrainPolicy) -> RetrainPolicy:
+        if policy.on_metric is not None and cls.monitoring_kind != "forecast":
+            raise ValueError("on_metric needs actuals for forecasts: only forecasting experiments have it")
+        if policy.on_drift is None:
+            return policy.model_copy(update={"on_drift": cls.monitoring_kind == "forecast"})
+        return policy
+
+    @pydantic.field_validator("monitoring")
+    @classmethod
+    def _drift_features_known(cls, monitoring: MonitoringSpec, info: pydantic.ValidationInfo) -> MonitoringSpec:
+        wanted, features = monitoring.drift.features, info.data.get("features")
+        if isinstance(wanted, list) and features and (unknown := sorted(set(wanted) - set(features))):
+            raise ValueError(f"drift.features names column(s) not in features: {unknown}")
+        return monitoring

@@ -18,7 +18,6 @@ default (see ``ProphetForecaster``).
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 import math
@@ -34,12 +33,23 @@ import numpy as np
 
 from framework.errors import ConfigError
 from framework.metrics import mase_scale, normal_quantile
+from framework.models.conformal import (
+    MAX_ORIGINS,
+    conformal_widths,
+    cv_mase,
+    min_train,
+    rolling_errors,
+    rolling_origins,
+)
 
 __all__ = [
+    "COMBINATION_MEMBERS",
     "DEFAULT_CANDIDATES",
     "FORECASTERS",
     "AutoForecaster",
+    "Combination",
     "Forecaster",
+    "MSTLForecaster",
     "Param",
     "ProphetForecaster",
     "make_forecaster",
@@ -47,7 +57,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CANDIDATES = ("seasonal_naive", "ets", "theta", "ces", "arima", "stl")
+DEFAULT_CANDIDATES = ("seasonal_naive", "ets", "theta", "ces", "arima", "stl", "combination")
+COMBINATION_MEMBERS = ("ets", "ces", "arima", "theta")
+# SCUM's theta member is the dynamic optimised theta (DOTM); the others are the catalog defaults
+MEMBER_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"theta": MappingProxyType({"model": "DOTM"})})
+UNSTABLE = 10.0  # auto drops a candidate whose CV MASE at an origin is over this many times the median candidate's
+FULL_SEARCH_MAX_N = 600  # arima: statsforecast's default order search up to this many points (below m = 24)
 MAX_SEASONAL_ARIMA_PERIOD = 24  # a seasonal ARIMA search with a longer period takes minutes
 # statsforecast keeps in-sample copies of the data in its fitted dict; forward() needs none of them.
 _BULKY_KEYS = ("fit", "residuals", "fitted", "states", "actual_residuals", "x")
@@ -75,10 +90,7 @@ class Param:
         return value
 
 
-def _point_mase(model: Forecaster, y: np.ndarray, origin: int, h: int, m: int) -> float:
-    """MASE of ``model``'s point forecast of ``y[origin:origin + h]`` made from ``y[:origin]``."""
-    mean = model.point_forecast(y[:origin], h)
-    return float(np.mean(np.abs(y[origin : origin + h] - mean))) / mase_scale(y[:origin], m)
+INTERVALS = Param("conformal", (str,), choices=("conformal", "model"))
 
 
 def _level_key(level: float) -> int | float:
@@ -95,8 +107,16 @@ def _check_ets_code(code: str) -> None:
 class Forecaster(ABC):
     """A model of one regular series. Subclasses set ``name``, ``params_spec`` and the ``_fit``/``_run`` hooks.
 
-    ``fit(y)`` estimates parameters and keeps ``y_``; ``extend(y_new)`` appends without re-estimating;
-    ``forecast(h, level)`` and ``one_step(y)`` are pure.
+    scikit-learn's contract: ``__init__`` only stores ``params``, ``season_length`` and ``horizon`` as given
+    (``get_params``/``set_params``/``sklearn.base.clone`` work); ``fit(y)`` checks them into ``params_`` and builds
+    every fitted attribute (trailing ``_``), so a second ``fit`` starts afresh. ``extend(y_new)`` appends without
+    re-estimating; ``forecast(h, level)`` and ``one_step(y)`` are pure.
+
+    Intervals (the ``intervals`` parameter every model takes): ``"conformal"`` (default) uses the model's own
+    rolling-origin errors per horizon step (``framework.models.conformal``): a copy is fitted on the first part of
+    the series and run forward from up to 40 later origins. Model-based intervals assume the model is right and
+    under-cover when it is not (42 % for a nominal 95 % on a multiplicative monthly series); the errors the model
+    really made at each step hold their level across model classes. ``"model"`` keeps the engine's own interval.
     """
 
     name: ClassVar[str]
@@ -104,30 +124,86 @@ class Forecaster(ABC):
     needs: ClassVar[str | None] = None  # an optional package this model needs
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, season_length: int = 1, horizon: int = 1) -> None:
-        params = dict(params or {})
-        if unknown := sorted(set(params) - set(self.params_spec)):
-            valid = ", ".join(self.params_spec) or "none"
-            raise ConfigError(
-                f"unknown parameter for model {self.name!r}; valid: {valid}", field=f"model.params.{unknown[0]}"
+        self.params = params
+        self.season_length = season_length
+        self.horizon = horizon
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Upgrade a pickle of 0.1.0, whose ``params`` were the checked values and which had no ``params_``."""
+        if "params_" not in state and "y_" in state:
+            state["params_"] = {**dict(state.get("params") or {}), "intervals": "model"}
+        self.__dict__.update(state)
+
+    # ----------------------------------------------------------------------- scikit-learn parameters
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        return {"params": self.params, "season_length": self.season_length, "horizon": self.horizon}
+
+    def set_params(self, **values: Any) -> Forecaster:
+        if unknown := sorted(set(values) - {"params", "season_length", "horizon"}):
+            raise ValueError(
+                f"invalid parameter {unknown[0]!r} for {type(self).__name__}; valid: params, season_length, horizon"
             )
-        self.params = {key: spec.check(key, params.get(key, spec.default)) for key, spec in self.params_spec.items()}
-        self.season_length = int(season_length)
-        self.horizon = int(horizon)
-        self._validate()
+        for key, value in values.items():
+            setattr(self, key, value)
+        return self
+
+    @classmethod
+    def spec(cls) -> Mapping[str, Param]:
+        """Every accepted parameter: the model's own and ``intervals``."""
+        return {**cls.params_spec, "intervals": INTERVALS}
+
+    def check_params(self) -> dict[str, Any]:
+        """The checked parameters with defaults filled in; raises ``ConfigError`` naming the bad one."""
+        given, spec = dict(self.params or {}), self.spec()
+        if unknown := sorted(set(given) - set(spec)):
+            raise ConfigError(
+                f"unknown parameter for model {self.name!r}; valid: {', '.join(spec)}",
+                field=f"model.params.{unknown[0]}",
+            )
+        params = {key: param.check(key, given.get(key, param.default)) for key, param in spec.items()}
+        self._validate(params)
         if self.needs and importlib.util.find_spec(self.needs) is None:
             raise ConfigError(
                 f"model {self.name!r} needs {self.needs}, not installed: pip install {self.needs}",
                 field="model.name",
             )
+        return params
 
+    # ------------------------------------------------------------------------------------- fitting
     def fit(self, y: np.ndarray) -> Forecaster:
-        """Estimate parameters on ``y`` and keep it as the state."""
+        """Estimate parameters on ``y``, keep it as the state, and record the rolling-origin errors."""
+        self.fit_state(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.cv_origins_, self.cv_errors_ = self._rolling_errors(self.y_)
+        return self
+
+    def fit_state(self, y: np.ndarray) -> Forecaster:
+        """``fit`` without the rolling-origin errors (a CV trial, a member, a winner whose errors are known)."""
+        self.params_ = self.check_params()
         y = np.asarray(y, dtype="float64")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optimiser chatter from the engines
             self._fit(y)
         self.y_ = y.copy()
+        self.cv_origins_, self.cv_errors_ = [], None
         return self
+
+    def _rolling_errors(self, y: np.ndarray) -> tuple[list[int], np.ndarray | None]:
+        """Origins and errors of a copy fitted before the first origin (see ``framework.models.conformal``)."""
+        origins = rolling_origins(len(y), int(self.horizon), int(self.season_length))
+        if not origins:
+            log.info("%s: series too short for rolling-origin errors; intervals are the model's own", self.name)
+            return [], None
+        trial = self.trial().fit_state(y[: origins[0]])
+        forecasts = np.stack([trial.point_forecast(y[:o], int(self.horizon)) for o in origins])
+        return origins, rolling_errors(y, origins, forecasts)
+
+    def trial(self) -> Forecaster:
+        """An unfitted copy with model-based intervals (for cross-validation: no nested calibration)."""
+        return type(self)(
+            {**dict(self.params or {}), "intervals": "model"}, season_length=self.season_length, horizon=self.horizon
+        )
 
     def extend(self, y_new: np.ndarray) -> Forecaster:
         """Append observations to the state; parameters stay as fitted (cheap, for streaming)."""
@@ -138,7 +214,12 @@ class Forecaster(ABC):
         """Point forecast and ``level`` interval for the ``h`` steps after the state."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self._forecast(self.y_, h, level)
+            errors = getattr(self, "cv_errors_", None)
+            if errors is None or self.params_.get("intervals") != "conformal":
+                return self._forecast(self.y_, h, level)
+            mean = self._forecast(self.y_, h, None)[0]
+            width = conformal_widths(errors, level, h)
+            return mean, mean - width, mean + width
 
     def one_step(self, y: np.ndarray) -> np.ndarray:
         """One-step-ahead forecasts of every value of ``y`` (a series starting where the fit started)."""
@@ -152,8 +233,8 @@ class Forecaster(ABC):
             warnings.simplefilter("ignore")
             return self._forecast(np.asarray(y, dtype="float64"), h, None)[0]
 
-    def _validate(self) -> None:  # noqa: B027 - an optional hook
-        """Check parameter values together (types were checked already); raise ``ConfigError``."""
+    def _validate(self, params: dict[str, Any]) -> None:  # noqa: B027 - an optional hook
+        """Check (and normalise, in place) parameter values together; raise ``ConfigError``."""
 
     def describe(self) -> str:
         """A short label of what was fitted, e.g. ``ETS(A,Ad,A)``."""
@@ -233,21 +314,28 @@ class ETS(_StatsForecastModel):
     name = "ets"
     params_spec = MappingProxyType({"model": Param("ZZZ", (str,)), "damped": Param(None, (bool,))})
 
-    def _validate(self) -> None:
-        _check_ets_code(self.params["model"])
+    def _validate(self, params: dict[str, Any]) -> None:
+        _check_ets_code(params["model"])
 
     def _build(self, y: np.ndarray) -> Any:
         from statsforecast.models import AutoETS
 
-        return AutoETS(season_length=self.season_length, model=self.params["model"], damped=self.params["damped"])
+        return AutoETS(season_length=self.season_length, model=self.params_["model"], damped=self.params_["damped"])
 
 
 class ARIMA(_StatsForecastModel):
-    """Seasonal ARIMA with a bounded stepwise order search (statsforecast AutoARIMA, approximated likelihood)."""
+    """Seasonal ARIMA by statsforecast's AutoARIMA stepwise search.
+
+    ``search="auto"`` (default) runs statsforecast's default search on short, low-frequency series (seasonal period
+    under 24 and at most ``FULL_SEARCH_MAX_N`` points: it is fast there and finds long AR orders, e.g. the 11-year
+    sunspot cycle) and otherwise a bounded one (``max_*``, ``nmodels``, approximated likelihood): the default search
+    takes minutes on hourly data. ``"full"`` and ``"bounded"`` force one.
+    """
 
     name = "arima"
     params_spec = MappingProxyType(
         {
+            "search": Param("auto", (str,), choices=("auto", "full", "bounded")),
             "max_p": Param(2, (int,), minimum=0),
             "max_q": Param(2, (int,), minimum=0),
             "max_P": Param(1, (int,), minimum=0),
@@ -261,8 +349,11 @@ class ARIMA(_StatsForecastModel):
     def _build(self, y: np.ndarray) -> Any:
         from statsforecast.models import AutoARIMA
 
-        p = self.params
+        p = self.params_
         seasonal = p["seasonal"] and 1 < self.season_length <= MAX_SEASONAL_ARIMA_PERIOD
+        search = p.get("search", "bounded")
+        if search == "full" or (search == "auto" and self.season_length < 24 and len(y) <= FULL_SEARCH_MAX_N):
+            return AutoARIMA(season_length=self.season_length if seasonal else 1, seasonal=seasonal)
         return AutoARIMA(
             season_length=self.season_length if seasonal else 1,
             seasonal=seasonal,
@@ -294,10 +385,12 @@ class Theta(_StatsForecastModel):
     def _build(self, y: np.ndarray) -> Any:
         from statsforecast.models import AutoTheta
 
-        decomposition = self.params["decomposition_type"]
+        decomposition = self.params_["decomposition_type"]
         if np.nanmin(y) <= 0:  # multiplicative needs a positive series
             decomposition = "additive"
-        return AutoTheta(season_length=self.season_length, decomposition_type=decomposition, model=self.params["model"])
+        return AutoTheta(
+            season_length=self.season_length, decomposition_type=decomposition, model=self.params_["model"]
+        )
 
 
 class CES(_StatsForecastModel):
@@ -309,7 +402,7 @@ class CES(_StatsForecastModel):
     def _build(self, y: np.ndarray) -> Any:
         from statsforecast.models import AutoCES
 
-        return AutoCES(season_length=self.season_length, model=self.params["model"])
+        return AutoCES(season_length=self.season_length, model=self.params_["model"])
 
     def describe(self) -> str:
         return f"CES({self.model_.model_.get('seasontype', '?')})"
@@ -327,21 +420,23 @@ class STLForecaster(Forecaster):
         {"robust": Param(True, (bool,)), "seasonal": Param(7, (int,), minimum=3), "model": Param("ZZN", (str,))}
     )
 
-    def _validate(self) -> None:
-        _check_ets_code(self.params["model"])
+    def _validate(self, params: dict[str, Any]) -> None:
+        _check_ets_code(params["model"])
 
     def _fit(self, y: np.ndarray) -> None:
         from statsmodels.tsa.seasonal import STL
 
         m = self.season_length
         if m >= 2 and len(y) >= 2 * m + 1:
-            smoother = self.params["seasonal"] | 1  # STL needs an odd length
-            seasonal = STL(y, period=m, seasonal=smoother, robust=self.params["robust"]).fit().seasonal
+            smoother = self.params_["seasonal"] | 1  # STL needs an odd length
+            seasonal = STL(y, period=m, seasonal=smoother, robust=self.params_["robust"]).fit().seasonal
             last = seasonal[-m:]
             self.profile_ = np.roll(last, len(y) % m)  # profile_[t % m] is the seasonal effect at position t
         else:
             self.profile_ = np.zeros(1)
-        self.ets_ = ETS({"model": self.params["model"]}, season_length=1)._build(y)
+        from statsforecast.models import AutoETS
+
+        self.ets_ = AutoETS(season_length=1, model=self.params_["model"])
         self.ets_.fit(self._adjust(y))
         for key in _BULKY_KEYS:
             if key in self.ets_.model_:
@@ -455,15 +550,15 @@ class ProphetForecaster(Forecaster):
         }
     )
 
-    def _validate(self) -> None:
+    def _validate(self, params: dict[str, Any]) -> None:
         for key in ("changepoint_prior_scale", "seasonality_prior_scale"):
-            if self.params[key] <= 0:
+            if params[key] <= 0:
                 raise ConfigError("must be > 0", field=f"model.params.{key}")
-        periods = self.params["seasonal_periods"]
+        periods = params["seasonal_periods"]
         if periods is not None:
             if any(isinstance(p, bool) or not isinstance(p, int | float) or not p > 1 for p in periods):
                 raise ConfigError("must be a list of periods in steps, each > 1", field="model.params.seasonal_periods")
-            self.params["seasonal_periods"] = [float(p) for p in periods]
+            params["seasonal_periods"] = [float(p) for p in periods]
 
     def _fit(self, y: np.ndarray) -> None:
         import pandas as pd
@@ -471,7 +566,7 @@ class ProphetForecaster(Forecaster):
         with _QuietProphet():
             from prophet import Prophet
 
-            p, n = self.params, len(y)
+            p, n = self.params_, len(y)
             periods = p["seasonal_periods"]
             if periods is None:
                 periods = _prophet_seasonalities(self.season_length, n)
@@ -534,9 +629,12 @@ class ProphetForecaster(Forecaster):
         return trend * (1 + seasonal) if self.multiplicative_ else trend + seasonal * self.y_scale_
 
     def extend(self, y_new: np.ndarray) -> Forecaster:
-        if not self.params["refit_on_update"]:
+        if not self.params_["refit_on_update"]:
             return super().extend(y_new)
-        return self.fit(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
+        calibration = self.cv_origins_, self.cv_errors_  # the intervals keep their calibration
+        self.fit_state(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
+        self.cv_origins_, self.cv_errors_ = calibration
+        return self
 
     def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(y)
@@ -561,27 +659,164 @@ class ProphetForecaster(Forecaster):
         return f"Prophet({mode}, seasons {periods}, AR(1) {self.phi_:.2f})"
 
 
+class Combination(Forecaster):
+    """The median (or mean, or trimmed mean) of several catalog models' forecasts: by default ETS, CES, ARIMA, Theta.
+
+    That is SCUM (Petropoulos & Svetunkov 2020), which beat each of its members on M4. A member that fails to fit
+    is left out with a warning. ``one_step`` combines the members' one-step forecasts the same way; model-based
+    intervals (``intervals="model"``) combine the members' bounds.
+    """
+
+    name = "combination"
+    params_spec = MappingProxyType(
+        {
+            "members": Param(list(COMBINATION_MEMBERS), (list, tuple)),
+            "method": Param("median", (str,), choices=("median", "mean", "trimmed_mean")),
+        }
+    )
+
+    def _validate(self, params: dict[str, Any]) -> None:
+        valid = [n for n in FORECASTERS if n not in ("auto", "combination")]
+        members = list(params["members"])
+        if not members or any(m not in valid for m in members):
+            raise ConfigError(f"members must be some of {', '.join(valid)}", field="model.params.members")
+        params["members"] = members
+
+    def _fit(self, y: np.ndarray) -> None:
+        self.members_: dict[str, Forecaster] = {}
+        for name in self.params_["members"]:
+            try:
+                params = {**MEMBER_PARAMS.get(name, {}), "intervals": "model"}
+                model = FORECASTERS[name](params, season_length=self.season_length, horizon=self.horizon)
+                self.members_[name] = model.fit_state(y)
+            except Exception as exc:  # one member must not sink the combination
+                log.warning("combination: member %s failed: %s", name, exc)
+        if not self.members_:
+            raise ConfigError("combination: every member failed to fit", field="model.params.members")
+
+    def combine(self, values: list[np.ndarray]) -> np.ndarray:
+        stack = np.vstack(values)
+        method = self.params_["method"]
+        if method == "median":
+            return np.median(stack, axis=0)
+        if method == "trimmed_mean" and len(values) >= 3:
+            stack = np.sort(stack, axis=0)[1:-1]
+        return stack.mean(axis=0)
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [m._forecast(y, h, level) for m in self.members_.values()]
+        mean, lower, upper = (self.combine([p[k] for p in parts]) for k in range(3))
+        return mean, lower, upper
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        return self.combine([m._one_step(y) for m in self.members_.values()])
+
+    def describe(self) -> str:
+        return f"{self.params_['method']}({', '.join(m.describe() for m in self.members_.values())})"
+
+
+class MSTLForecaster(Forecaster):
+    """Several seasonal periods (hourly: day and week) removed by MSTL (statsmodels), AutoETS on the rest.
+
+    Like ``stl``, the last cycle of each seasonal component is frozen at fit time, so forecasting from a new
+    origin is one ETS pass (cheap, and causal). ``seasonal_periods`` defaults to the seasonal period alone;
+    periods that do not fit twice in the data are dropped at fit time.
+    """
+
+    name = "mstl"
+    needs = "statsforecast"
+    params_spec = MappingProxyType({"seasonal_periods": Param(None, (list, tuple))})
+
+    def _validate(self, params: dict[str, Any]) -> None:
+        periods = params["seasonal_periods"]
+        if periods is not None:
+            if any(isinstance(p, bool) or not isinstance(p, int) or p < 2 for p in periods):
+                raise ConfigError("must be a list of whole periods, each >= 2", field="model.params.seasonal_periods")
+            params["seasonal_periods"] = sorted(set(periods))
+
+    def _fit(self, y: np.ndarray) -> None:
+        from statsforecast.models import AutoETS
+
+        periods = self.params_["seasonal_periods"] or [int(self.season_length)]
+        self.periods_ = [p for p in periods if p >= 2 and 2 * p < len(y)]
+        self.profiles_: list[np.ndarray] = []
+        if self.periods_:
+            from statsmodels.tsa.seasonal import MSTL
+
+            seasonal = np.asarray(MSTL(y, periods=self.periods_).fit().seasonal).reshape(len(y), -1)
+            for k, p in enumerate(self.periods_):
+                self.profiles_.append(np.roll(seasonal[-p:, k], len(y) % p))  # profile[t % p] at position t
+        self.ets_ = AutoETS(season_length=1, model="ZZN")
+        self.ets_.fit(self._adjust(y))
+        for key in _BULKY_KEYS:
+            if key in self.ets_.model_:
+                self.ets_.model_[key] = None
+
+    def _season(self, start: int, n: int) -> np.ndarray:
+        t = np.arange(start, start + n)
+        return sum((prof[t % len(prof)] for prof in self.profiles_), np.zeros(n))
+
+    def _adjust(self, y: np.ndarray) -> np.ndarray:
+        return y - self._season(0, len(y))
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pct = _level_key(level) if level is not None else None
+        out = self.ets_.forward(y=self._adjust(y), h=h, level=[pct] if pct is not None else None)
+        season = self._season(len(y), h)
+        mean = np.asarray(out["mean"]) + season
+        if pct is None:
+            return mean, mean, mean
+        return mean, np.asarray(out[f"lo-{pct}"]) + season, np.asarray(out[f"hi-{pct}"]) + season
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        fitted = self.ets_.forward(y=self._adjust(y), h=1, fitted=True)["fitted"]
+        return np.asarray(fitted, dtype="float64") + self._season(0, len(y))
+
+    def describe(self) -> str:
+        return f"MSTL({', '.join(map(str, self.periods_)) or 'none'})+{self.ets_.model_.get('method', 'ETS')}"
+
+
+def _plausible(forecast: np.ndarray, history: np.ndarray) -> bool:
+    """Whether a forecast stays within the history's range widened by that range on each side."""
+    low, high = float(np.min(history)), float(np.max(history))
+    span = max(high - low, 1e-9 * max(1.0, abs(high)))
+    return bool(np.all(np.isfinite(forecast)) and np.all(forecast >= low - span) and np.all(forecast <= high + span))
+
+
 class AutoForecaster(Forecaster):
     """Rolling-origin cross-validation over ``candidates``; the lowest mean MASE wins and is refitted on all data.
 
-    Each candidate is fitted once on the data before the first fold, then scored at every origin with its
-    parameters fixed (``point_forecast``). The winner keeps those parameters and is extended over the folds
-    (``refit=True`` re-estimates it on all the data instead): one fit per candidate keeps ``auto`` fast.
-    Scores are kept in ``cv_scores_`` (name -> MASE per fold) and ``cv_mase_`` (name -> mean).
+    Each candidate is fitted once on the data before the first origin (``conformal.rolling_origins``: up to
+    ``folds`` origins over the last quarter of the series) and run forward from every origin with its parameters
+    fixed. ``combination`` is scored from its members' CV forecasts (no extra fit) and, with several
+    ``seasonal_periods``, ``mstl`` joins the candidates.
+
+    Divergence guard: a candidate whose CV forecast leaves the plausible range of the history (its range widened
+    by itself on both sides), or whose MASE at some origin is over ``UNSTABLE`` times the median candidate's
+    there, is dropped with a warning; so is a winner whose final forecast leaves that range (the next one wins).
+    Selection: the lowest mean CV MASE wins, except that ``prefer`` (default ``combination``, which published
+    results and ``bench/forecast_panel.py`` find the most robust) keeps the place unless another candidate's
+    CV MASE is more than ``margin`` (10 %) below its own: picking the CV minimum among close candidates mostly
+    picks noise. The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_``
+    (name -> MASE per origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded candidates and why.
     """
 
     name = "auto"
     params_spec = MappingProxyType(
         {
             "candidates": Param(list(DEFAULT_CANDIDATES), (list, tuple)),
-            "folds": Param(2, (int,), minimum=1),
-            "refit": Param(False, (bool,)),
+            "folds": Param(MAX_ORIGINS, (int,), minimum=1),
+            "refit": Param(True, (bool,)),
+            "seasonal_periods": Param(None, (list, tuple)),
+            "prefer": Param("combination", (str,)),
+            "margin": Param(0.1, (float, int), minimum=0),
         }
     )
 
-    def __init__(self, params: Mapping[str, Any] | None = None, *, season_length: int = 1, horizon: int = 1) -> None:
-        super().__init__(params, season_length=season_length, horizon=horizon)
-        candidates = list(self.params["candidates"])
+    def _validate(self, params: dict[str, Any]) -> None:
+        if params["margin"] >= 1:
+            raise ConfigError("must be < 1", field="model.params.margin")
+        candidates = list(params["candidates"])
         valid = [n for n in FORECASTERS if n != "auto"]
         if not candidates:
             raise ConfigError(f"needs at least one of {', '.join(valid)}", field="model.params.candidates")
@@ -589,49 +824,97 @@ class AutoForecaster(Forecaster):
             raise ConfigError(
                 f"unknown candidate {bad[0]!r}; choose from {', '.join(valid)}", field="model.params.candidates"
             )
-        self.params["candidates"] = candidates
-        self.models = {}
-        for name in candidates:
-            cls = FORECASTERS[name]
+        periods = params["seasonal_periods"]
+        if periods is not None and len(set(periods)) > 1 and "mstl" not in candidates:
+            candidates.append("mstl")
+        params["candidates"] = candidates
+
+    def _candidate(self, name: str) -> Forecaster:
+        params: dict[str, Any] = {"intervals": "model"}
+        if name.startswith("member:"):  # a combination member with its own parameters (theta: DOTM)
+            name = name.removeprefix("member:")
+            params |= MEMBER_PARAMS[name]
+        if name == "mstl" and self.params_["seasonal_periods"]:
+            params["seasonal_periods"] = [int(p) for p in self.params_["seasonal_periods"]]
+        return FORECASTERS[name](params, season_length=self.season_length, horizon=self.horizon)
+
+    def _fit(self, y: np.ndarray) -> None:
+        h, m = int(self.horizon), int(self.season_length)
+        origins = rolling_origins(len(y), h, m, self.params_["folds"])
+        if not origins:
+            raise ConfigError(
+                f"auto needs at least {min_train(m) + 2} points for cross-validation; got {len(y)}", field="model.name"
+            )
+        scale = mase_scale(y[: origins[0]], m)
+        candidates = self.params_["candidates"]
+        wanted = [n for n in candidates if n != "combination"]
+        member_keys = [f"member:{n}" if n in MEMBER_PARAMS else n for n in COMBINATION_MEMBERS]
+        if "combination" in candidates:
+            wanted += [n for n in member_keys if n not in wanted]
+        forecasts: dict[str, np.ndarray] = {}
+        self.cv_seconds_: dict[str, float] = {}
+        for name in wanted:
+            cls = FORECASTERS[name.removeprefix("member:")]
             if cls.needs and importlib.util.find_spec(cls.needs) is None:
                 log.warning("auto: skipping %s (%s is not installed)", name, cls.needs)
                 continue
-            self.models[name] = cls(season_length=season_length, horizon=horizon)
-
-    def _fit(self, y: np.ndarray) -> None:
-        h, m = self.horizon, self.season_length
-        folds = self.params["folds"]
-        min_train = max(2 * m + 2, 10)
-        folds = min(folds, max(0, (len(y) - min_train) // h))
-        if folds < 1:
-            raise ConfigError(
-                f"auto needs at least {min_train + h} points for one cross-validation fold; got {len(y)}",
-                field="model.name",
-            )
-        origins = [len(y) - (folds - k) * h for k in range(folds)]
-        self.cv_scores_: dict[str, list[float]] = {}
-        self.cv_seconds_: dict[str, float] = {}
-        for name, model in self.models.items():
             start = time.perf_counter()
             try:
-                model.fit(y[: origins[0]])
-                scores = [_point_mase(model, y, o, h, m) for o in origins]
+                trial = self._candidate(name).fit_state(y[: origins[0]])
+                forecasts[name] = np.stack([trial.point_forecast(y[:o], h) for o in origins])
             except Exception as exc:  # a failing candidate must not sink the others
                 log.warning("auto: candidate %s failed: %s", name, exc)
-                scores = [float("nan")] * folds
-            self.cv_scores_[name] = scores
             self.cv_seconds_[name] = time.perf_counter() - start
+        members = [forecasts[n] for n in member_keys if n in forecasts]
+        if "combination" in candidates and members:
+            forecasts["combination"] = np.median(np.stack(members), axis=0)
+        errors = {n: rolling_errors(y, origins, f) for n, f in forecasts.items() if n in candidates}
+        self.cv_scores_ = {n: [float(v) for v in cv_mase(e, scale)] for n, e in errors.items()}
+        self.dropped_: dict[str, str] = {}
+        for name in list(errors):
+            if not all(_plausible(f[np.isfinite(f)], y[:o]) for f, o in zip(forecasts[name], origins, strict=True)):
+                self.dropped_[name] = "its forecast left the plausible range of the history"
+        table = np.array([s for n, s in self.cv_scores_.items() if n not in self.dropped_])
+        if table.size:
+            typical = np.nanmedian(table, axis=0)
+            for name, scores in self.cv_scores_.items():
+                if name not in self.dropped_ and np.any(np.asarray(scores) > UNSTABLE * np.maximum(typical, 1e-9)):
+                    self.dropped_[name] = f"its CV MASE at some origin is over {UNSTABLE:g}x the median candidate's"
+        for name, why in self.dropped_.items():
+            log.warning("auto: dropped %s: %s", name, why)
         self.cv_mase_ = {
             n: float(np.mean(s)) if np.all(np.isfinite(s)) else float("nan") for n, s in self.cv_scores_.items()
         }
-        finite = {n: s for n, s in self.cv_mase_.items() if math.isfinite(s)}
-        if not finite:
-            raise ConfigError("auto: every candidate failed to fit", field="model.params.candidates")
-        self.best_name_ = min(finite, key=finite.__getitem__)
-        winner = self.models[self.best_name_]
-        self.best_ = copy.deepcopy(winner).fit(y) if self.params["refit"] else winner.extend(y[origins[0] :])
-        self.models = {}  # the candidates' fitted copies are not needed after selection
+        ranked = sorted((s, n) for n, s in self.cv_mase_.items() if math.isfinite(s) and n not in self.dropped_)
+        prefer = self.params_["prefer"]
+        if ranked and prefer in dict((n, s) for s, n in ranked):  # the robust default keeps its place unless beaten
+            score = self.cv_mase_[prefer]
+            if not ranked[0][0] < (1 - self.params_["margin"]) * score:
+                ranked = [(score, prefer)] + [r for r in ranked if r[1] != prefer]
+        if not ranked:
+            raise ConfigError("auto: every candidate failed or diverged", field="model.params.candidates")
+        self.best_origins_ = origins
+        for _, name in ranked:
+            try:
+                best = self._candidate(name).fit_state(y) if self.params_["refit"] else None
+            except Exception as exc:
+                log.warning("auto: refitting %s failed: %s", name, exc)
+                continue
+            if best is not None and not _plausible(best.point_forecast(y, h), y):
+                log.warning("auto: dropped %s: its final forecast left the plausible range of the history", name)
+                self.dropped_[name] = "its final forecast left the plausible range of the history"
+                continue
+            if best is None:  # refit=False: the CV copy, extended over the folds
+                best = self._candidate(name).fit_state(y[: origins[0]]).extend(y[origins[0] :])
+            self.best_name_, self.best_ = name, best
+            self.best_errors_ = errors[name]
+            break
+        else:
+            raise ConfigError("auto: every candidate failed or diverged", field="model.params.candidates")
         log.info("auto chose %s (CV MASE %s)", self.best_name_, {n: round(s, 3) for n, s in self.cv_mase_.items()})
+
+    def _rolling_errors(self, y: np.ndarray) -> tuple[list[int], np.ndarray | None]:
+        return self.best_origins_, self.best_errors_
 
     def fit(self, y: np.ndarray) -> Forecaster:
         super().fit(y)
@@ -654,7 +937,19 @@ class AutoForecaster(Forecaster):
 
 
 FORECASTERS: dict[str, type[Forecaster]] = {
-    cls.name: cls for cls in (SeasonalNaive, ETS, ARIMA, Theta, STLForecaster, CES, ProphetForecaster, AutoForecaster)
+    cls.name: cls
+    for cls in (
+        SeasonalNaive,
+        ETS,
+        ARIMA,
+        Theta,
+        STLForecaster,
+        CES,
+        MSTLForecaster,
+        Combination,
+        ProphetForecaster,
+        AutoForecaster,
+    )
 }
 
 
@@ -665,4 +960,6 @@ def make_forecaster(
     cls = FORECASTERS.get(name)
     if cls is None:
         raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(FORECASTERS)}", field="model.name")
-    return cls(params, season_length=season_length, horizon=horizon)
+    model = cls(params, season_length=season_length, horizon=horizon)
+    model.check_params()  # a bad parameter fails here, before any data is read
+    return model
