@@ -26,10 +26,12 @@ demo: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(PY) tools/check_layers.py
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 test-unit: $(DEV_STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(PY) tools/check_layers.py
 	$(PY) -m pytest -ra -m "not services" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)

@@ -1,36 +1,44 @@
-"""End-to-end stream scoring through RabbitMQ, next to the broker's raw ceiling, in the same run.
+"""Stream scoring through RabbitMQ for three message formats, each next to its ceilings, in one run.
 
-- **ours**: 200k records in 2000 messages of 100 records wait in ``<name>.input``; the scorer
-  (``experimenthub stream``, a separate process) decodes, predicts with a trained PCA fault detector,
-  publishes to ``<name>.predictions`` with confirms, then acks. Timed from start to the last prediction.
-- **raw ceiling**: the same 2000 messages moved input -> output by plain kombu with confirms and acks, no model.
-- **one record per message**: the scorer on 5000 single-record messages (what batching saves).
+For records JSON, split JSON and Arrow IPC (100-record messages of the same rows), three paths move the same
+bodies from a pre-filled durable queue to another, publishing persistently with confirms and acking after:
 
-Also the scorer's peak memory (VmHWM). Targets (issue 6): ≥ 50k records/s, ratio to the raw ceiling ≥ 0.5.
-Run: ``.venv/bin/python bench/stream_throughput.py`` (RabbitMQ on 127.0.0.1:5672).
+- **raw**: plain kombu moves each body unchanged (no decoding, no model): the transport's ceiling;
+- **minimal**: a hand-written kombu consumer that decodes (orjson or Arrow), scores with bare numpy PCA
+  (the trained model's own scaler, loadings and limits), encodes the scores in the same format and publishes;
+- **scorer**: ``experimenthub stream`` (a separate process) with the default fault-detection model (PCA),
+  answering in the input's format; also with ``--consumers 2`` for records and Arrow.
+
+Each figure is the median of ``RUNS`` runs, timed from the first message taken to the last published.
+Goals (issue 14): scorer ≥ 0.7 × minimal for records and Arrow; Arrow ≥ 150k records/s, records ≥ 75k.
+Run: ``.venv/bin/python bench/stream_throughput.py`` (RabbitMQ on 127.0.0.1:5672); ``--quick`` for a smoke run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import kombu
+import numpy as np
+import orjson
 
 from framework.config import HubConfig
 from framework.ExperimentHub import ExperimentHub
-from framework.streaming import input_queue, prediction_queue
+from framework.plugins.datastream import OutgoingMessage, input_queue, prediction_queue
+from framework.records import ARROW_CONTENT_TYPE, FORMATS, encode_frame
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
-RECORDS = 200_000
 PER_MESSAGE = 100
-SINGLE_MESSAGES = 5_000
 
 
 def hub_config(home: Path) -> dict:
@@ -47,62 +55,25 @@ def hub_config(home: Path) -> dict:
     }
 
 
-def wait_depth(stream, queue: str, expected: int, timeout: float = 600) -> float:
-    deadline = time.monotonic() + timeout
-    while stream.queue_depth(queue) < expected:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{queue} did not reach {expected} messages")
-        time.sleep(0.05)
-    return time.perf_counter()
+def content_type(fmt: str) -> str:
+    return ARROW_CONTENT_TYPE if fmt == "arrow" else "application/json"
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def scorer_run(hub: ExperimentHub, config: Path, name: str, n_messages: int) -> tuple[float, float]:
-    """Start the scorer on a pre-filled input queue; return (seconds to the last prediction, peak RSS MB)."""
-    stream = hub.get_plugin("datastream")
-    exe = str(Path(sys.executable).with_name("experimenthub"))
-    process = subprocess.Popen(
-        [exe, "stream", name, "--config", str(config), "--batch-size", "50"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while stream.queue_depth(input_queue(name)) == n_messages and process.poll() is None:
-            time.sleep(0.01)  # the scorer has loaded its model and started consuming
-        started = time.perf_counter()
-        finished = wait_depth(stream, prediction_queue(name), n_messages)
-        memory = peak_rss_mb(process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-    return finished - started, memory
-
-
-def raw_ceiling(bodies: list[bytes]) -> float:
-    """Plain kombu: fill a source queue, then move every message to a sink (confirmed publish, then ack).
-
-    Publishing uses its own connection: a confirmed publish drains events, which must not happen inside the
-    consumer's callback.
-    """
-    source, sink = f"bench-raw-{uuid.uuid4().hex[:6]}", f"bench-raw-sink-{uuid.uuid4().hex[:6]}"
-    options = {"confirm_publish": True}
-    with kombu.Connection(BROKER, transport_options=options) as out, kombu.Connection(BROKER) as inp:
+# -- raw and minimal: one kombu consumer, a separate confirmed publisher ------------------------------------------
+def move(bodies: list[bytes], fmt: str, transform: Callable[[bytes], bytes] | None) -> float:
+    """Fill a source queue with ``bodies``, then move each to a sink (transformed), confirmed, then acked."""
+    source, sink = f"bench-src-{uuid.uuid4().hex[:6]}", f"bench-sink-{uuid.uuid4().hex[:6]}"
+    with kombu.Connection(BROKER, transport_options={"confirm_publish": True}) as out, kombu.Connection(BROKER) as inp:
         queues = [kombu.Queue(q, routing_key=q, durable=True) for q in (source, sink)]
         producer = out.Producer(serializer=None)
         for queue in queues:
             queue(out.default_channel).declare()
 
-        def send(body: bytes, routing_key: str) -> None:  # "binary": the body travels undecoded
+        def send(body: bytes, routing_key: str) -> None:
             producer.publish(
                 body,
                 routing_key=routing_key,
-                content_type="application/octet-stream",
+                content_type=content_type(fmt),
                 content_encoding="binary",
                 delivery_mode=2,
             )
@@ -112,13 +83,13 @@ def raw_ceiling(bodies: list[bytes]) -> float:
         moved = 0
         started = time.perf_counter()
 
-        def move(message: kombu.Message) -> None:
+        def on_message(message: kombu.Message) -> None:
             nonlocal moved
-            send(message.body, sink)
+            send(message.body if transform is None else transform(message.body), sink)
             message.ack()
             moved += 1
 
-        with inp.Consumer(queues[0], on_message=move, prefetch_count=1000, auto_declare=False):
+        with inp.Consumer(queues[0], on_message=on_message, prefetch_count=1000, auto_declare=False):
             while moved < len(bodies):
                 inp.drain_events(timeout=10)
         elapsed = time.perf_counter() - started
@@ -127,45 +98,141 @@ def raw_ceiling(bodies: list[bytes]) -> float:
     return elapsed
 
 
+def minimal_transform(model, fmt: str) -> Callable[[bytes], bytes]:
+    """Decode, score with bare numpy PCA (combined index of SPE and T²), encode: what a hand-written consumer does."""
+    import pyarrow as pa
+
+    features = list(model.features_in_)
+    det = model.detector_
+    center, scale, mean, loadings = model.center_, model.scale_, det.mean_, det.components_
+    eigenvalues, spe_limit, t2_limit, threshold = det.eigenvalues_, det.spe_limit_, det.t2_limit_, model.threshold_
+
+    def score(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Z = (X - center) / scale - mean
+        T = Z @ loadings
+        residual = Z - T @ loadings.T
+        combined = (
+            np.einsum("ij,ij->i", residual, residual) / spe_limit + np.einsum("ij,ij->i", T, T / eigenvalues) / t2_limit
+        )
+        return combined, combined > threshold
+
+    def transform(body: bytes) -> bytes:
+        if fmt == "arrow":
+            table = pa.ipc.open_stream(body).read_all()
+            values, alarms = score(np.column_stack([table.column(f).to_numpy() for f in features]))
+            out = pa.table({"score": values, "is_anomaly": alarms})
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, out.schema) as writer:
+                writer.write_table(out)
+            return sink.getvalue().to_pybytes()
+        payload = orjson.loads(body)
+        if fmt == "split":
+            where = [payload["columns"].index(f) for f in features]
+            X = np.array([[row[i] for i in where] for row in payload["data"]], dtype=np.float64)
+        else:
+            X = np.array([[row[f] for f in features] for row in payload["records"]], dtype=np.float64)
+        values, alarms = score(X)
+        return orjson.dumps(
+            {"input_id": payload.get("id"), "score": values, "is_anomaly": alarms}, option=orjson.OPT_SERIALIZE_NUMPY
+        )
+
+    return transform
+
+
+# -- the hub's scorer ---------------------------------------------------------------------------------------------
+def wait_depth(stream, queue: str, expected: int, process: subprocess.Popen, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while stream.queue_depth(queue) < expected:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{queue} did not reach {expected} messages")
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
+def scorer(hub: ExperimentHub, config: Path, name: str, bodies: list[bytes], fmt: str, consumers: int = 1) -> float:
+    """Fill ``<name>.input`` with ``bodies``, start ``experimenthub stream``; seconds to the last prediction."""
+    stream = hub.get_plugin("datastream")
+    for start in range(0, len(bodies), 500):
+        chunk = bodies[start : start + 500]
+        stream.publish(
+            input_queue(name), [OutgoingMessage(b, uuid.uuid4().hex, content_type=content_type(fmt)) for b in chunk]
+        )
+    exe = str(Path(sys.executable).with_name("experimenthub"))
+    command = [exe, "stream", name, "--config", str(config), "--batch-size", "100", "--consumers", str(consumers)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            while stream.queue_depth(input_queue(name)) == len(bodies) and process.poll() is None:
+                time.sleep(0.005)  # the scorer has loaded its model and started consuming
+            started = time.perf_counter()
+            finished = wait_depth(stream, prediction_queue(name), len(bodies), process)
+        except RuntimeError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    stream.flush_queue(prediction_queue(name))
+    return finished - started
+
+
+def measure(path: str, hub: ExperimentHub, config: Path, name: str, model, bodies: list[bytes], fmt: str) -> float:
+    if path == "raw":
+        return move(bodies, fmt, None)
+    if path == "minimal":
+        return move(bodies, fmt, minimal_transform(model, fmt))
+    return scorer(hub, config, name, bodies, fmt, consumers=2 if path == "scorer x2" else 1)
+
+
 def main() -> None:
     from framework.datasets.process import make_process
-    from framework.records import encode_records
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (one run, 5k records)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--records", type=int, default=100_000)
+    args = parser.parse_args()
+    runs, records = (1, 5_000) if args.quick else (args.runs, args.records)
     warnings.simplefilter("ignore")
     train, _ = make_process(n_normal=4000, n_test=10, seed=1)
-    live, _ = make_process(n_normal=RECORDS, n_test=10, seed=2)
+    live, _ = make_process(n_normal=records, n_test=10, seed=2)
+    live = live.drop(columns=["fault", "fault_type", "fault_sensor"], errors="ignore").head(records)
+    results: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         config = home / "hub.yaml"
         config.write_text(json.dumps(hub_config(home)))
         hub = ExperimentHub.from_hub_config(HubConfig.model_validate(hub_config(home)))
-        stream = hub.get_plugin("datastream")
-        names = [f"bench-{uuid.uuid4().hex[:6]}", f"bench-one-{uuid.uuid4().hex[:6]}"]
+        name = f"bench-{uuid.uuid4().hex[:6]}"
         try:
-            for name in names:
-                hub.create_experiment(name, "fault_detection", {"model": {"name": "pca"}, "timestamp": "timestamp"})
-                hub.train(name, train)
-            ids = hub.publish_records(names[0], live, batch_size=PER_MESSAGE)
-            ours_s, memory = scorer_run(hub, config, names[0], len(ids))
-            single = hub.publish_records(names[1], live.head(SINGLE_MESSAGES), batch_size=1)
-            single_s, _ = scorer_run(hub, config, names[1], len(single))
-            bodies = [encode_records(live.iloc[i : i + PER_MESSAGE]) for i in range(0, RECORDS, PER_MESSAGE)]
-            raw_s = raw_ceiling(bodies)
+            hub.create_experiment(name, "fault_detection", {"model": {"name": "pca"}, "timestamp": "timestamp"})
+            hub.train(name, train)
+            model = hub.load(name)
+            for fmt in FORMATS:
+                bodies = [encode_frame(live.iloc[i : i + PER_MESSAGE], fmt)[0] for i in range(0, records, PER_MESSAGE)]
+                paths = ["raw", "minimal", "scorer"] + ([] if fmt == "split" else ["scorer x2"])
+                for path in paths:
+                    seconds = [measure(path, hub, config, name, model, bodies, fmt) for _ in range(runs)]
+                    results[fmt, path] = records / statistics.median(seconds)
         finally:
-            for name in names:
-                for queue in (input_queue(name), prediction_queue(name)):
-                    stream.delete_queue(queue)
+            hub.get_plugin("datastream").delete_queue(input_queue(name))
+            hub.get_plugin("datastream").delete_queue(prediction_queue(name))
             hub.shutdown()
-    ours, raw, one = RECORDS / ours_s, RECORDS / raw_s, SINGLE_MESSAGES / single_s
-    print(f"{'path':<52} {'records/s':>12}")
-    print(f"{'raw kombu move, no model (broker ceiling)':<52} {raw:>12,.0f}")
-    print(f"{'scorer, 100-record messages (ours)':<52} {ours:>12,.0f}")
-    print(f"{'scorer, 1-record messages':<52} {one:>12,.0f}")
-    print(f"scorer peak memory: {memory:.0f} MB")
-    print(
-        f"RESULT stream_throughput records_per_s={ours:.0f} vs_raw_ceiling={ours / raw:.2f} "
-        f"batched_vs_single={ours / one:.1f} peak_rss_mb={memory:.0f}"
+    print(f"records/s, median of {runs} run(s), {records} records in messages of {PER_MESSAGE}")
+    print(f"{'format':<8} {'raw':>9} {'minimal':>9} {'scorer':>9} {'x2':>9} {'scorer/minimal':>15} {'scorer/raw':>11}")
+    for fmt in FORMATS:
+        raw, minimal, ours = results[fmt, "raw"], results[fmt, "minimal"], results[fmt, "scorer"]
+        two = results.get((fmt, "scorer x2"))
+        print(
+            f"{fmt:<8} {raw:>9,.0f} {minimal:>9,.0f} {ours:>9,.0f} {two or float('nan'):>9,.0f} "
+            f"{ours / minimal:>15.2f} {ours / raw:>11.2f}"
+        )
+    summary = " ".join(
+        f"{fmt}={results[fmt, 'scorer']:.0f} {fmt}_vs_minimal={results[fmt, 'scorer'] / results[fmt, 'minimal']:.2f}"
+        for fmt in FORMATS
     )
+    print(f"RESULT stream_throughput {summary}")
 
 
 if __name__ == "__main__":

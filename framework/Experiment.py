@@ -119,10 +119,14 @@ class Experiment(ABC):
         """Absorb new observations without a full refit, where the type supports it; default: refit."""
         return self.fit(df)
 
-    @property
-    def context_rows(self) -> int:
-        """Rows of history a row's prediction depends on; a stream prepends that many earlier rows to each batch."""
-        return 0
+    def predict_stream(self, df: pd.DataFrame, state: Any = None) -> tuple[pd.DataFrame, Any]:
+        """Score ``df`` as the continuation of the rows scored before (``state``, None at the start).
+
+        Returns the predictions and the state for the next call, so that a stream's results do not depend on how
+        it was batched: ``predict(a + b)`` equals ``predict_stream(a)`` then ``predict_stream(b, state)``.
+        ``state`` is never changed in place (a failed batch is retried with the old one). Default: stateless.
+        """
+        return self.predict(df), state
 
     @property
     def is_fitted(self) -> bool:

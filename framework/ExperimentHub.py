@@ -228,7 +228,12 @@ class ExperimentHub:
         """
         experiment = self.experiment_class(type)(spec or {})
         normalized = experiment.spec.model_dump(mode="json", by_alias=True)
-        return self.store.create(name, type, normalized, exist_ok=exist_ok)
+        info = self.store.create(name, type, normalized, exist_ok=exist_ok)
+        if (stream := self._plugins.get("datastream")) is not None:  # producers may publish before a scorer runs
+            from framework.streaming import declare_queues
+
+            declare_queues(stream, name)
+        return info
 
     def experiments(self) -> list[ExperimentInfo]:
         """Every hub experiment in the store (rebuilt from the store, not from memory)."""
@@ -237,16 +242,21 @@ class ExperimentHub:
     def get_experiment(self, name: str) -> ExperimentInfo:
         return self.store.get(name)
 
-    def delete_experiment(self, name: str) -> None:
+    def delete_experiment(self, name: str, *, purge_queues: bool = False) -> None:
         """Delete the hub experiment, its runs and its registered model, and cancel its queued and running jobs.
 
         Only experiments the hub created are deleted. A job of the deleted experiment that still runs somewhere
-        cannot register or promote a version afterwards (it checks the experiment's incarnation first).
+        cannot register or promote a version afterwards (it checks the experiment's incarnation first). Its
+        queues (and the messages in them) stay unless ``purge_queues``.
         """
         from framework.jobs import jobs_of
 
         job_ids = jobs_of(self.jobs_backend, self.store, name)
         self.store.delete(name)
+        if purge_queues:
+            from framework.streaming import delete_queues
+
+            delete_queues(self._datastream(), name)
         for job_id in job_ids:
             try:
                 self.cancel_job(job_id)
@@ -515,49 +525,47 @@ class ExperimentHub:
         return self.store if "mlops" in self._plugins else None
 
     # -- streams ----------------------------------------------------------------------------------------------
+    def served_version(self, name: str) -> int:
+        """The version in service: the champion, else the newest version (what ``load(name)`` returns)."""
+        return self.store.resolve_version(name).version
+
+    def start_monitoring(self, name: str, scorer_id: str) -> str:
+        """Open the monitoring run of one scorer process (see ``streaming.StreamScorer``); returns its id."""
+        return self.store.start_monitoring(name, scorer_id)
+
+    def log_monitoring(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        self.store.log_monitoring(run_id, metrics, step)
+
+    def end_monitoring(self, run_id: str) -> None:
+        self.store.end_run(run_id, "FINISHED")
+
+    def _datastream(self) -> Any:
+        stream = self._plugins.get("datastream")
+        if stream is None:
+            raise PluginError("no datastream plugin is registered; enable one in the config", plugin_type="datastream")
+        return stream
+
     def stream(self, name: str, stop: threading.Event | None = None, **options: Any) -> Any:
         """Score ``<name>.input`` into ``<name>.predictions`` until ``stop`` is set (or SIGINT/SIGTERM).
 
-        ``options`` go to ``StreamScorer`` (batch_size, batch_timeout_ms, model_refresh_s, ...). Returns its stats.
+        ``options`` go to ``StreamScorer`` (batch_size, batch_timeout_ms, output_format, ...). Returns its stats.
         """
         from framework.streaming import StreamScorer, stop_on_signals
 
-        scorer = StreamScorer(self, name, **options)
+        scorer = StreamScorer(self, self._datastream(), name, **options)
         with stop_on_signals(stop or threading.Event()) as event:
             return scorer.run(event)
 
     def publish_records(
-        self, name: str, data: DataInput, *, batch_size: int = 100, on_progress: Any = None
+        self, name: str, data: DataInput, *, batch_size: int = 100, fmt: str = "records", on_progress: Any = None
     ) -> list[str]:
-        """Publish ``data`` to ``<name>.input`` as envelopes of ``batch_size`` records; return the message ids.
+        """Publish ``data`` to ``<name>.input`` in messages of ``batch_size`` records; return the message ids.
 
-        ``on_progress(n_records_published)`` is called after each confirmed group of messages.
+        ``fmt``: "records", "split" or "arrow" (see ``framework.records``). See ``streaming.publish_records``.
         """
-        from framework.plugins.datastream import OutgoingMessage
-        from framework.records import encode_records, load_frame
-        from framework.streaming import input_queue
+        from framework.streaming import publish_records
 
-        stream = self._plugins.get("datastream")
-        if stream is None:
-            raise PluginError("no datastream plugin is registered", plugin_type="datastream")
-        if batch_size < 1:
-            raise ConfigError("must be at least 1", field="batch_size")
-        frame = load_frame(data)
-        stream.create_queue(input_queue(name))
-        ids: list[str] = []
-        group = max(1, 1000 // batch_size)  # messages per confirmed publish call
-        starts = range(0, len(frame), batch_size)
-        for first in range(0, len(starts), group):
-            messages = []
-            for start in starts[first : first + group]:
-                message_id = uuid.uuid4().hex
-                chunk = frame.iloc[start : start + batch_size]
-                messages.append(OutgoingMessage(encode_records(chunk, message_id=message_id), message_id=message_id))
-                ids.append(message_id)
-            stream.publish(input_queue(name), messages)
-            if on_progress is not None:
-                on_progress(min(len(frame), (first + group) * batch_size))
-        return ids
+        return publish_records(self._datastream(), name, data, batch_size=batch_size, fmt=fmt, on_progress=on_progress)
 
 
 def _utc(frame: pd.DataFrame) -> pd.DataFrame:

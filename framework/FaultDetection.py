@@ -12,10 +12,12 @@ Policy, in addition to the shared data policy in ``framework.Experiment``:
   is *not* refitted on all rows afterwards: a refit would shift the score distribution and void the threshold.
 - **Persistence.** With ``threshold.persistence = {k, n}``, a row is an alarm only when at least ``k`` of the
   last ``n`` rows (itself included) exceed the threshold. The target rate applies to single exceedances, so
-  persistence only lowers the alarm rate. It counts rows within one ``predict`` call (no state between calls);
-  the stream scorer prepends ``context_rows`` earlier rows to each micro-batch so alarms span batches.
+  persistence only lowers the alarm rate. ``predict`` counts rows within one call (no state between calls);
+  ``predict_stream`` carries the last ``n - 1`` exceedance flags from call to call (``StreamState``).
 - **Dynamic PCA.** With ``lags``, each ``predict`` batch is padded with copies of its first row for the
-  history of its first rows; the hold-out is scored with its real history from the training rows.
+  history of its first rows; the hold-out is scored with its real history from the training rows, and
+  ``predict_stream`` with the last ``lags`` rows of the previous calls. Streamed results therefore equal one
+  ``predict`` over all the rows, however they were batched (rows arrive in time order).
 - **Champion gate.** ``validate`` re-calibrates on the first half of the hold-out and counts exceedances on the
   second half; it passes when that rate is at most ``target + max(target, 3·sqrt(target·(1-target)/n))``
   (at least twice the target, more when the half is small).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,13 +42,28 @@ from framework.metrics import detection_metrics
 from framework.models.detectors import Detector, build_detector
 from framework.models.mspc import PCAMSPC, DetectorScores
 
-__all__ = ["FaultDetectionExperiment", "FaultDetectionSpec", "PersistenceSpec", "ThresholdSpec"]
+__all__ = [
+    "FaultDetectionExperiment",
+    "FaultDetectionSpec",
+    "PersistenceSpec",
+    "StreamState",
+    "ThresholdSpec",
+]
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 2000  # rows of hold-out data kept for figures()
 TOP_K = 3  # features listed in ``top_features``
 _SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What ``predict_stream`` carries between calls: the last ``lags`` feature rows (filled, time order) and the
+    last ``n - 1`` exceedance flags of the persistence rule."""
+
+    rows: np.ndarray
+    exceed: np.ndarray
 
 
 class PersistenceSpec(BaseModel):
@@ -213,15 +231,21 @@ class FaultDetectionExperiment(Experiment):
         Columns: [timestamp], ``score``, ``threshold``, ``is_anomaly`` (after persistence), ``top_feature``,
         ``top_share``, ``top_features`` (e.g. ``"s03:0.62,s07:0.11,s01:0.05"``), and ``t2``, ``spe`` for PCA.
         """
-        columns, order, _ = self._scored(df)
+        return self.predict_stream(df)[0]
+
+    def predict_stream(self, df: pd.DataFrame, state: StreamState | None = None) -> tuple[pd.DataFrame, StreamState]:
+        """``predict`` as the continuation of earlier calls: lags and persistence see the rows of ``state``."""
+        columns, order, _, state = self._scored(df, state)
         if isinstance(order, np.ndarray):  # back to the input order
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
             columns = {name: values[inverse] for name, values in columns.items()}
-        return pd.DataFrame(columns, index=df.index)
+        return pd.DataFrame(columns, index=df.index), state
 
-    def _scored(self, df: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray | slice, np.ndarray]:
-        """Output columns in time order, that order, and the shares matrix (time order)."""
+    def _scored(
+        self, df: pd.DataFrame, state: StreamState | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | slice, np.ndarray, StreamState]:
+        """Output columns in time order, that order, the shares matrix (time order) and the state after ``df``."""
         self.check_is_fitted()
         self._check_frame(df)
         if missing := [c for c in self.features_in_ if c not in df.columns]:
@@ -232,8 +256,21 @@ class FaultDetectionExperiment(Experiment):
         if gaps.any():
             self.warn(f"predict: filled {int(gaps.sum())} missing value(s) with the training medians")
             X = np.where(gaps, self.median_, X)
-        result = self._score(X)
-        alarms = self._persist(result.score > self.threshold_)
+        history = state.rows if state is not None else X[:0]
+        flags = state.exceed if state is not None else np.zeros(0, dtype=bool)
+        result = self._score(np.vstack([history, X]))
+        result = DetectorScores(
+            score=result.score[len(history) :],
+            contributions=result.contributions[len(history) :],
+            extras={name: values[len(history) :] for name, values in result.extras.items()},
+        )
+        exceed = np.concatenate([flags, result.score > self.threshold_])
+        alarms = self._persist(exceed)[len(flags) :]
+        rule, lags = self.spec.threshold.persistence, getattr(self.detector_, "lags", 0)
+        state = StreamState(
+            rows=np.vstack([history, X])[-lags:] if lags else X[:0],
+            exceed=exceed[-(rule.n - 1) :] if rule and rule.n > 1 else flags[:0],
+        )
         columns: dict[str, np.ndarray] = {}
         if times is not None:
             columns[self.spec.timestamp] = times[order]
@@ -244,7 +281,7 @@ class FaultDetectionExperiment(Experiment):
             **self._top_features(result.contributions),
             **result.extras,
         }
-        return columns, order, result.contributions
+        return columns, order, result.contributions, state
 
     def _score(self, X: np.ndarray) -> DetectorScores:
         return self.detector_.score((X - self.center_) / self.scale_)
@@ -286,7 +323,7 @@ class FaultDetectionExperiment(Experiment):
         if label not in df.columns:
             raise DataValidationError("label column is missing", field=label)
         y_all = _labels(df[label], label)
-        columns, order, _ = self._scored(df)
+        columns, order, _, _ = self._scored(df)
         times = columns[self.spec.timestamp] if self.spec.timestamp else None
         return detection_metrics(y_all[order], columns["is_anomaly"], columns["score"], times)
 
@@ -300,7 +337,7 @@ class FaultDetectionExperiment(Experiment):
         import plotly.graph_objects as go
 
         self.check_is_fitted()
-        columns, _, shares = self._scored(self.preview_ if df is None else df)
+        columns, _, shares, _ = self._scored(self.preview_ if df is None else df)
         score, alarm = columns["score"], columns["is_anomaly"]
         x = columns[self.spec.timestamp] if self.spec.timestamp else np.arange(len(score))
         step = max(1, len(score) // 5000)
@@ -359,13 +396,6 @@ class FaultDetectionExperiment(Experiment):
         return fig
 
     # ------------------------------------------------------------- validate
-    @property
-    def context_rows(self) -> int:
-        """Dynamic-PCA lags and the persistence window look back on earlier rows (see ``StreamScorer``)."""
-        self.check_is_fitted()
-        rule = self.spec.threshold.persistence
-        return max(getattr(self.detector_, "context_rows", 0), rule.n - 1 if rule else 0)
-
     def validate(self) -> Validation:
         """Champion gate: the false-alarm rate on held-out normal data is within the target (see module doc)."""
         self.check_is_fitted()

@@ -525,17 +525,48 @@ def sample_data_command(
         console.print(f"[green]✓[/] {path}: {SAMPLE_FILES[name]}", highlight=False, soft_wrap=True)
 
 
+FormatOption = Annotated[str | None, typer.Option("--format", help="records, split or arrow (see the README)")]
+
+
 @app.command("stream")
 def stream_command(
     name: Annotated[str, typer.Argument(help="experiment name: reads NAME.input, writes NAME.predictions")],
     config: ConfigOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="messages per micro-batch")] = 50,
     batch_timeout_ms: Annotated[int, typer.Option(min=1, help="longest wait to fill a micro-batch")] = 200,
+    output_format: FormatOption = None,
+    consumers: Annotated[int, typer.Option(min=1, help="competing scorer processes under one supervisor")] = 1,
 ) -> None:
-    """Score NAME.input continuously until SIGINT/SIGTERM (the batch in hand finishes and is acked)."""
+    """Score NAME.input continuously until SIGINT/SIGTERM (the batch in hand finishes and is acked).
+
+    Predictions go out in each input's format unless --format names one. With --consumers N, N scorer processes
+    compete for the queue; SIGTERM stops them all cleanly (see docs/scaling.md).
+    """
     logging.getLogger("framework").setLevel(logging.INFO)
+    if consumers > 1:
+        import threading
+
+        from framework.streaming import stop_on_signals, supervise
+
+        command = [
+            sys.executable,
+            "-m",
+            "framework.cli",
+            "stream",
+            name,
+            "--batch-size",
+            str(batch_size),
+            "--batch-timeout-ms",
+            str(batch_timeout_ms),
+        ]
+        command += ["--config", str(config)] if config else []
+        command += ["--format", output_format] if output_format else []
+        with stop_on_signals(threading.Event()) as stop:
+            raise typer.Exit(supervise(command, consumers, stop))
     with open_hub(config) as hub:
-        stats = hub_call(hub.stream, name, batch_size=batch_size, batch_timeout_ms=batch_timeout_ms)
+        stats = hub_call(
+            hub.stream, name, batch_size=batch_size, batch_timeout_ms=batch_timeout_ms, output_format=output_format
+        )
     print_json(stats.to_dict())
 
 
@@ -544,24 +575,93 @@ def publish_command(
     name: Annotated[str, typer.Argument(help="experiment name: publishes to NAME.input")],
     data: Annotated[Path, typer.Option("--data", "-d", help="records to publish (CSV/Parquet/Excel)")],
     batch_size: Annotated[int, typer.Option(min=1, help="records per message")] = 100,
+    message_format: FormatOption = "records",
     config: ConfigOption = None,
 ) -> None:
     """Feed NAME.input from a file, in messages of --batch-size records, with a progress bar."""
     from rich.progress import Progress
 
+    from framework.plugins.datastream import input_queue
     from framework.records import load_frame
 
     frame = hub_call(load_frame, data)
     with open_hub(config) as hub, Progress(console=errors) as progress:
-        task = progress.add_task(f"publishing to {name}.input", total=len(frame))
+        task = progress.add_task(f"publishing to {input_queue(name)}", total=len(frame))
         ids = hub_call(
             hub.publish_records,
             name,
             frame,
             batch_size=batch_size,
+            fmt=message_format or "records",
             on_progress=lambda done: progress.update(task, completed=done),
         )
-    console.print(f"[green]✓[/] published {len(frame)} records in {len(ids)} messages to {name}.input")
+    console.print(f"[green]✓[/] published {len(frame)} records in {len(ids)} messages to {input_queue(name)}")
+
+
+@app.command("tail")
+def tail_command(
+    name: Annotated[str, typer.Argument(help="experiment name: watches NAME.predictions without taking from it")],
+    alarms_only: Annotated[bool, typer.Option("--alarms-only", help="show only rows that raised an alarm")] = False,
+    rows: Annotated[int, typer.Option(min=1, help="rows kept on screen")] = 20,
+    count: Annotated[int | None, typer.Option(min=1, help="stop after this many rows")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show NAME's predictions live as a table, until Ctrl-C (downstream consumers still receive every one)."""
+    import threading
+    from collections import deque
+
+    from rich.live import Live
+
+    from framework.errors import HubError
+    from framework.streaming import stop_on_signals, watch_predictions
+
+    shown: deque[dict[str, Any]] = deque(maxlen=rows)
+    seen = 0
+    with open_hub(config) as hub, stop_on_signals(threading.Event()) as stop:
+        stream = hub.get_plugin("datastream")
+        if stream is None:
+            raise fail("no datastream plugin is configured", code=2)
+        with Live(_tail_table(name, shown), console=console, auto_refresh=False) as live:
+            try:
+                for frame in watch_predictions(stream, name, stop, alarms_only=alarms_only):
+                    for record in frame.to_dict("records")[: None if count is None else count - seen]:
+                        shown.append(record)
+                        seen += 1
+                    live.update(_tail_table(name, shown), refresh=True)
+                    if count is not None and seen >= count:
+                        break
+            except HubError as exc:
+                raise fail(str(exc)) from None
+
+
+def _tail_table(name: str, records: Any) -> Table:
+    columns = ["input_id", "timestamp", "score", "threshold", "is_anomaly", "top_features", "forecast", "actual"]
+    present = [c for c in columns if any(c in r for r in records)] or ["input_id"]
+    table = Table(title=f"{name} predictions", caption="Ctrl-C to stop")
+    for column in present:
+        table.add_column(column, justify="right" if column in {"score", "threshold", "forecast", "actual"} else "left")
+    for record in records:
+        alarm = bool(record.get("is_anomaly"))
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in (record.get(c, "") for c in present)]
+        table.add_row(*cells, style="bold red" if alarm else None)
+    return table
+
+
+@app.command("delete")
+def delete_command(
+    name: Annotated[str, typer.Argument(help="experiment to delete, with its runs and registered model")],
+    purge_queues: Annotated[
+        bool, typer.Option("--purge-queues", help="also delete NAME.input, NAME.predictions and the dead-letter queue")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete an experiment. Its queues (and the messages in them) stay unless --purge-queues."""
+    if not yes:
+        typer.confirm(f"delete experiment {name!r} with all its runs and versions?", abort=True)
+    with open_hub(config) as hub:
+        hub_call(hub.delete_experiment, name, purge_queues=purge_queues)
+    console.print(f"[green]✓[/] deleted {name}" + (" and its queues" if purge_queues else ""))
 
 
 def main() -> None:

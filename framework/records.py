@@ -1,35 +1,50 @@
 """Messages and files <-> DataFrames: the one place input data is read, checked for size and decoded.
 
-Stream message format (``content_type: application/json``), either an envelope::
+Stream messages come in three formats (see the README's "Stream message format"):
 
-    {"schema": "experimenthub.records/1", "id": "batch-0001", "records": [{"ts": "...", "s1": 0.4}, ...]}
+- ``records`` (``content_type: application/json``): an envelope
+  ``{"schema": "experimenthub.records/1", "id": "batch-0001", "records": [{"ts": "...", "s1": 0.4}, ...]}``
+  or a bare list of records ``[{...}, {...}]``;
+- ``split`` (``application/json``): pandas' "split" orientation (MLflow's ``dataframe_split``),
+  ``{"id": "batch-0001", "columns": ["ts", "s1"], "data": [["...", 0.4], ...]}``;
+- ``arrow`` (``application/vnd.apache.arrow.stream``): one Arrow IPC stream; its id is the schema metadata's
+  ``id``, else the AMQP ``message_id``.
 
-or a bare list of records ``[{...}, {...}]``. Predictions are published in the same envelope, with
-``"input_id"`` naming the input message and ``"timestamp"`` the scoring time.
+Predictions go out in the input's format by default: JSON ones carry ``"input_id"`` (the input message) and
+``"timestamp"`` (the scoring time) beside ``records`` or ``columns``/``data``.
 """
 
 from __future__ import annotations
 
-import json
+import datetime
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 
 from framework.errors import DataValidationError
 
 __all__ = [
+    "ARROW_CONTENT_TYPE",
     "FILE_READERS",
+    "FORMATS",
+    "JSON_CONTENT_TYPE",
     "MAX_CELLS",
     "MAX_MESSAGE_BYTES",
     "RECORDS_SCHEMA",
     "DataInput",
+    "Message",
     "csv_safe",
-    "decode_message",
+    "decode_body",
     "decode_records",
+    "encode_frame",
+    "encode_parts",
     "encode_records",
     "load_frame",
     "uniform_keys",
@@ -37,6 +52,9 @@ __all__ = [
 
 RECORDS_SCHEMA = "experimenthub.records/1"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+JSON_CONTENT_TYPE = "application/json"
+ARROW_CONTENT_TYPE = "application/vnd.apache.arrow.stream"
+FORMATS = ("records", "split", "arrow")
 MAX_CELLS = 20_000_000  # rows x columns of one file or records list (about 160 MB of float64)
 
 DataInput = pd.DataFrame | str | Path | Sequence[Mapping[str, Any]] | Mapping[str, Any]
@@ -182,28 +200,12 @@ def _records_frame(records: Any, max_cells: int = MAX_CELLS) -> pd.DataFrame:
     return frame
 
 
-def decode_message(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str | None, list[Mapping]]:
-    """Decode one message body into ``(message_id or None, records)``; a bad body raises with the reason."""
-    size = len(body)
-    if size > max_bytes:
-        raise DataValidationError(f"message of {size} bytes exceeds the limit of {max_bytes}", field="body")
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"not JSON: {exc}", field="body") from None
-    if isinstance(payload, Mapping):
-        message_id = payload.get("id")
-        records = _check_records(_envelope_records(payload))
-        return (str(message_id) if message_id is not None else None), records
-    if isinstance(payload, list):
-        return None, _check_records(payload)
-    raise DataValidationError("expected an envelope object or a list of records", field="body")
-
-
-def decode_records(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str | None, pd.DataFrame]:
-    """Decode one message body into ``(message_id or None, DataFrame)``; a bad body raises with the reason."""
-    message_id, records = decode_message(body, max_bytes)
-    return message_id, pd.DataFrame.from_records(records)
+def decode_records(
+    body: bytes | str, content_type: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES
+) -> tuple[str | None, pd.DataFrame]:
+    """Decode one message body of any format into ``(message_id or None, DataFrame)``; a bad body raises."""
+    message = decode_body(body.encode() if isinstance(body, str) else body, content_type, max_bytes)
+    return message.message_id, message.to_frame()
 
 
 def uniform_keys(records: list[Mapping[str, Any]]) -> frozenset[str] | None:
@@ -215,8 +217,159 @@ def uniform_keys(records: list[Mapping[str, Any]]) -> frozenset[str] | None:
 
 
 def encode_records(frame: pd.DataFrame, *, message_id: str | None = None, **extra: Any) -> bytes:
-    """Encode a DataFrame as an envelope (vectorised via pandas' JSON writer); ``extra`` adds top-level fields."""
-    records = frame.to_json(orient="records", date_format="iso", date_unit="ms")
-    head = {"schema": RECORDS_SCHEMA, "id": message_id or uuid.uuid4().hex, "timestamp": time.time(), **extra}
-    prefix = json.dumps(head, default=str)[:-1]
-    return f'{prefix}, "records": {records}}}'.encode()
+    """Encode a DataFrame as a records envelope; ``extra`` adds top-level fields. Floats keep every digit."""
+    return encode_frame(frame, "records", message_id=message_id, **extra)[0]
+
+
+def _column_values(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """Column names and each column as a list of JSON-ready values (ISO-8601 times at ms, NaN/NaT as null)."""
+    columns, values = [str(c) for c in frame.columns], []
+    for name in frame.columns:
+        array = frame[name].to_numpy()
+        if array.dtype.kind == "M":
+            text = np.datetime_as_string(array, unit="ms").astype(object)
+            text[np.isnat(array)] = None
+            values.append(text.tolist())
+        else:
+            values.append(array.tolist())
+    return columns, values
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp | datetime.date):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is pd.NaT or value is pd.NA:
+        return None
+    return str(value)
+
+
+def _json(body: bytes | str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DataValidationError(f"not JSON: {exc}", field="body") from None
+
+
+@dataclass
+class Message:
+    """One decoded stream message: ``records`` (records format, kept as dicts so a batch builds one frame) or
+    ``frame`` (split and Arrow), its id, and its format."""
+
+    message_id: str | None
+    format: str
+    records: list[Mapping[str, Any]] | None = None
+    frame: pd.DataFrame | None = None
+    table: Any = None  # the pyarrow Table of an Arrow message (a batch concatenates tables, then converts once)
+
+    @property
+    def rows(self) -> int:
+        if self.records is not None:
+            return len(self.records)
+        return self.table.num_rows if self.table is not None else len(self.to_frame())
+
+    @property
+    def columns(self) -> list[str]:
+        if self.table is not None:
+            return list(self.table.column_names)
+        return list(self.to_frame().columns)
+
+    def to_frame(self) -> pd.DataFrame:
+        if self.frame is None:
+            self.frame = self.table.to_pandas() if self.table is not None else pd.DataFrame.from_records(self.records)
+        return self.frame
+
+
+def decode_body(body: bytes, content_type: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+    """Decode a stream message of any format (chosen by ``content_type``, then by the JSON's shape)."""
+    if len(body) > max_bytes:
+        raise DataValidationError(f"message of {len(body)} bytes exceeds the limit of {max_bytes}", field="body")
+    if content_type == ARROW_CONTENT_TYPE:
+        message_id, table = _arrow_table(body)
+        return Message(message_id, "arrow", table=table)
+    payload = _json(body)
+    if isinstance(payload, Mapping) and "columns" in payload and "records" not in payload:
+        message_id = payload.get("id")
+        return Message(None if message_id is None else str(message_id), "split", frame=_split_frame(payload))
+    if isinstance(payload, Mapping):
+        message_id = payload.get("id")
+        records = _check_records(_envelope_records(payload))
+        return Message(None if message_id is None else str(message_id), "records", records=records)
+    if isinstance(payload, list):
+        return Message(None, "records", records=_check_records(payload))
+    raise DataValidationError("expected a records envelope, a split object or a list of records", field="body")
+
+
+def _split_frame(payload: Mapping[str, Any]) -> pd.DataFrame:
+    columns, data = payload.get("columns"), payload.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise DataValidationError("columns must be a list of names", field="columns")
+    if len(set(columns)) != len(columns):
+        raise DataValidationError("column names repeat", field="columns")
+    if not isinstance(data, list):
+        raise DataValidationError("data must be a list of rows", field="data")
+    width = len(columns)
+    for index, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != width:
+            size = len(row) if isinstance(row, list) else type(row).__name__
+            raise DataValidationError(f"row {index} has {size} value(s); {width} columns", field=f"data.{index}")
+    return pd.DataFrame(data, columns=columns)
+
+
+def _arrow_table(body: bytes) -> tuple[str | None, Any]:
+    """The table of an Arrow IPC stream, and the ``id`` of its schema metadata if any."""
+    import pyarrow as pa
+
+    try:
+        table = pa.ipc.open_stream(body).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataValidationError(f"not an Arrow IPC stream: {exc}", field="body") from None
+    message_id = (table.schema.metadata or {}).get(b"id")
+    return (None if message_id is None else message_id.decode(errors="replace")), table
+
+
+def encode_frame(frame: pd.DataFrame, fmt: str, *, message_id: str | None = None, **extra: Any) -> tuple[bytes, str]:
+    """Encode a DataFrame in ``fmt`` (one of ``FORMATS``); return the body and its content type.
+
+    ``extra`` adds top-level fields to JSON formats and schema metadata to Arrow.
+    """
+    return encode_parts(frame, [len(frame)], fmt, [{"id": message_id or uuid.uuid4().hex, **extra}])[0]
+
+
+def encode_parts(
+    frame: pd.DataFrame, sizes: Sequence[int], fmt: str, heads: Sequence[Mapping[str, Any]]
+) -> list[tuple[bytes, str]]:
+    """Encode consecutive row blocks of ``frame`` (``sizes`` rows each) as one message each, converting the
+    columns once for all of them; ``heads[i]`` holds block i's top-level fields (``id`` and any extra)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    now = time.time()
+    if fmt == "arrow":
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        out = []
+        for start, stop, head in zip(bounds[:-1], bounds[1:], heads, strict=True):
+            part = table.slice(start, stop - start)
+            part = part.replace_schema_metadata({k: str(v) for k, v in {"timestamp": now, **head}.items()})
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, part.schema) as writer:
+                writer.write_table(part)
+            out.append((sink.getvalue().to_pybytes(), ARROW_CONTENT_TYPE))
+        return out
+    columns, values = _column_values(frame)
+    if fmt == "records":
+        rows: list[Any] = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+        fixed: dict[str, Any] = {"schema": RECORDS_SCHEMA}
+    else:
+        rows = list(zip(*values, strict=True))
+        fixed = {}
+    key = "records" if fmt == "records" else "data"
+    bodies = []
+    for start, stop, head in zip(bounds[:-1], bounds[1:], heads, strict=True):
+        message = {**fixed, "timestamp": now, **head, **({} if fmt == "records" else {"columns": columns})}
+        message[key] = rows[start:stop]
+        bodies.append((orjson.dumps(message, default=_json_default), JSON_CONTENT_TYPE))
+    return bodies

@@ -261,6 +261,15 @@ class ExperimentStore:
     def end_run(self, run_id: str, status: str) -> None:
         self.mlops.end_run(run_id, status)
 
+    def start_monitoring(self, name: str, scorer_id: str) -> str:
+        """A RUNNING run (kind ``monitor``) for one scorer process's per-interval metrics; returns its id."""
+        tags = {TAG_KIND: "monitor", TAG_RUN_NAME: f"{name} monitor {scorer_id}"}
+        return self.mlops.start_run(name, run_name=f"{name} monitor {scorer_id}", tags=tags)
+
+    def log_monitoring(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """One interval's monitoring metrics, batched, at ``step``."""
+        self.mlops.log_metrics(run_id, metrics, step=step)
+
     @staticmethod
     def run_summary(run: RunRecord) -> dict[str, Any]:
         """A training run as one plain row: experiment, run, status, job, version, promoted, started."""

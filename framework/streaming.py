@@ -2,43 +2,78 @@
 
 Per micro-batch (N messages or T ms, whichever comes first):
 
-1. decode every message (``records.decode_records``); a bad one goes to ``<name>.dead-letter`` with the reason
-   in the ``x-error-reason`` header (and the field in ``x-error-field``);
-2. predict once for all good records (vectorised); if the model refuses the batch, score message by message to
-   isolate the bad ones, which go to the dead-letter queue;
-3. publish one prediction message per input message (``input_id`` names it, ``timestamp`` is the scoring time),
-   and wait for the broker's confirms;
-4. only then ack the inputs. A failure before that rejects them back onto the queue (redelivered later).
+1. decode every message (``records.decode_body``: records or split JSON, or Arrow IPC); a bad one goes to
+   ``<name>.input.dead-letter`` with the reason in the ``x-error-reason`` header (and the field in
+   ``x-error-field``);
+2. predict once for all good records (vectorised) with ``Experiment.predict_stream``, continuing the state of
+   the previous batch (alarm persistence, lags), so results never depend on how the stream was batched; if the
+   model refuses the batch, score message by message to isolate the bad ones, which go to the dead-letter queue;
+3. publish one prediction message per input message, in the input's format unless ``output_format`` says
+   otherwise (``input_id`` names the input, ``timestamp`` is the scoring time), and wait for the confirms;
+4. only then ack the inputs and keep the new state. A failure before that rejects them back onto the queue
+   (redelivered later) and keeps the old state.
 
 A crash at any point therefore re-delivers the batch: predictions are at-least-once, and the prediction's
-``message_id`` equals the input's so consumers can de-duplicate. Several scorers on one queue compete.
+``message_id`` equals the input's so consumers can de-duplicate. Several scorers on one queue compete (each
+carries its own state, so state spans batches only within one scorer).
+
+The scorer knows the hub only through ``ModelSource``, the "model in service" protocol.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import signal
+import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
-from itertools import chain
-from typing import TYPE_CHECKING, Any
+from itertools import chain, pairwise
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from framework.errors import DataValidationError, HubError, redact
-from framework.plugins.datastream import DEAD_LETTER_SUFFIX, Delivery, OutgoingMessage
-from framework.records import MAX_MESSAGE_BYTES, decode_message, encode_records, uniform_keys
+from framework.errors import ConfigError, DataValidationError, HubError, redact
+from framework.Experiment import Experiment
+from framework.plugins.datastream import (
+    DataStreamPlugin,
+    Delivery,
+    OutgoingMessage,
+    dead_letter_queue,
+    input_queue,
+    prediction_queue,
+)
+from framework.records import (
+    FORMATS,
+    MAX_MESSAGE_BYTES,
+    DataInput,
+    Message,
+    decode_body,
+    encode_frame,
+    encode_parts,
+    load_frame,
+)
 
-if TYPE_CHECKING:
-    from framework.ExperimentHub import ExperimentHub
-
-__all__ = ["StreamScorer", "StreamStats", "input_queue", "prediction_queue", "stop_on_signals"]
+__all__ = [
+    "ModelSource",
+    "StreamScorer",
+    "StreamStats",
+    "declare_queues",
+    "delete_queues",
+    "input_queue",
+    "prediction_queue",
+    "publish_records",
+    "stop_on_signals",
+    "supervise",
+    "watch_predictions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +81,79 @@ REASON_HEADER = "x-error-reason"
 FIELD_HEADER = "x-error-field"
 
 
-def input_queue(name: str) -> str:
-    return f"{name}.input"
+class ModelSource(Protocol):
+    """The model in service, as the scorer needs it (``ExperimentHub`` is one)."""
+
+    def served_version(self, name: str) -> int:
+        """The version in service (the champion); ``ExperimentNotFound`` for an unknown experiment."""
+        ...
+
+    def load(self, name: str, version: int | None = None) -> Experiment:
+        """The fitted experiment of ``version`` (shared: never change it in place)."""
+        ...
+
+    def submit_retrain(self, name: str, data: DataInput | None = None) -> str:
+        """Queue a retrain job on recent rows; return its id."""
+        ...
+
+    def start_monitoring(self, name: str, scorer_id: str) -> str:
+        """Open the monitoring run of one scorer process in the store; return its id."""
+        ...
+
+    def log_monitoring(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        """Log one interval's metrics (batched) at ``step``."""
+        ...
+
+    def end_monitoring(self, run_id: str) -> None: ...
 
 
-def prediction_queue(name: str) -> str:
-    return f"{name}.predictions"
+def declare_queues(stream: DataStreamPlugin, name: str) -> None:
+    """Declare the experiment's durable input queue (with its dead-letter queue) and its prediction topic: an
+    exchange bound to the durable prediction queue, so observers can watch without taking (idempotent)."""
+    stream.create_queue(input_queue(name))
+    stream.create_topic(prediction_queue(name))
+
+
+def delete_queues(stream: DataStreamPlugin, name: str) -> None:
+    """Delete the experiment's queues with whatever they hold (``experimenthub delete --purge-queues``)."""
+    stream.delete_queue(input_queue(name))
+    stream.delete_queue(prediction_queue(name))
+
+
+def publish_records(
+    stream: DataStreamPlugin,
+    name: str,
+    data: DataInput,
+    *,
+    batch_size: int = 100,
+    fmt: str = "records",
+    on_progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Publish ``data`` to ``<name>.input`` in messages of ``batch_size`` records in ``fmt``; return the ids.
+
+    The publish is confirmed and mandatory: a queue that does not exist raises instead of losing the records.
+    ``on_progress(n_records_published)`` is called after each confirmed group of messages.
+    """
+    if batch_size < 1:
+        raise ConfigError("must be at least 1", field="batch_size")
+    if fmt not in FORMATS:
+        raise ConfigError(f"choose one of {', '.join(FORMATS)}", field="format")
+    frame = load_frame(data)
+    declare_queues(stream, name)
+    ids: list[str] = []
+    group = max(1, 1000 // batch_size)  # messages per confirmed publish call
+    starts = range(0, len(frame), batch_size)
+    for first in range(0, len(starts), group):
+        messages = []
+        for start in starts[first : first + group]:
+            message_id = uuid.uuid4().hex
+            body, content_type = encode_frame(frame.iloc[start : start + batch_size], fmt, message_id=message_id)
+            messages.append(OutgoingMessage(body, message_id=message_id, content_type=content_type))
+            ids.append(message_id)
+        stream.publish(input_queue(name), messages)
+        if on_progress is not None:
+            on_progress(min(len(frame), (first + group) * batch_size))
+    return ids
 
 
 @dataclass
@@ -60,6 +162,7 @@ class StreamStats:
 
     messages: int = 0
     records: int = 0
+    alarms: int = 0
     predictions_published: int = 0
     dead_lettered: int = 0
     batches: int = 0
@@ -74,27 +177,37 @@ class StreamStats:
 
 
 @dataclass
-class _Decoded:
+class _Item:
     delivery: Delivery
     message_id: str
-    records: list
-    keys: frozenset[str] | None = None  # shared by all its records, else None
+    message: Message
 
-    @cached_property
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame.from_records(self.records)
+    @property
+    def columns(self) -> frozenset[str] | None:
+        """The column set of every row, or None when the records disagree."""
+        if self.message.records is None:
+            return frozenset(self.message.columns)
+        records = self.message.records
+        if not records:
+            return None
+        keys = records[0].keys()
+        return frozenset(keys) if all(r.keys() == keys for r in records) else None
+
+
+Scored = list[tuple[_Item, pd.DataFrame]]
 
 
 class StreamScorer:
-    """Score ``<name>.input`` with the experiment's champion until ``stop`` is set.
+    """Score ``<name>.input`` with the experiment's served model until ``stop`` is set.
 
     >>> stop = threading.Event()
-    >>> stats = StreamScorer(hub, "pump-7").run(stop)     # from another thread: stop.set()
+    >>> stats = StreamScorer(hub, hub.get_plugin("datastream"), "pump-7").run(stop)   # elsewhere: stop.set()
     """
 
     def __init__(
         self,
-        hub: ExperimentHub,
+        models: ModelSource,
+        stream: DataStreamPlugin,
         name: str,
         *,
         batch_size: int = 50,
@@ -102,29 +215,37 @@ class StreamScorer:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         model_refresh_s: float = 30.0,
         log_every_s: float = 10.0,
+        output_format: str | None = None,
     ) -> None:
-        self.hub, self.name = hub, name
+        if output_format is not None and output_format not in FORMATS:
+            raise ConfigError(f"choose one of {', '.join(FORMATS)}", field="output_format")
+        self.models, self.stream, self.name = models, stream, name
         self.batch_size, self.batch_timeout_ms = batch_size, batch_timeout_ms
         self.max_message_bytes, self.model_refresh_s, self.log_every_s = max_message_bytes, model_refresh_s, log_every_s
-        self.stream = hub.get_plugin("datastream")
-        if self.stream is None:
-            raise HubError("streaming needs a datastream plugin; enable one in the config")
+        self.output_format = output_format
         self.stats = StreamStats()
         self._model: Any = None
         self._model_version: int | None = None
-        self._context: pd.DataFrame | None = None  # the previous batch's last rows (see _predict_with_context)
+        self._state: Any = None  # predict_stream's state after the last acked batch
+        self._together: pd.DataFrame | None = None  # the current batch's predictions when scored at once
         self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
         self._retrain_rows = 0
         self._recent: list[pd.DataFrame] = []
         self._settled: set[int] = set()  # deliveries of the current batch already acked (dead-lettered)
+        self.scorer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._monitor_run: str | None = None
+        self._interval = (0, 0, 0, time.monotonic())  # records, alarms, dead-lettered at the interval's start
+        self._step = 0
 
     def run(self, stop: threading.Event) -> StreamStats:
         """Declare the queues and consume until ``stop`` is set; the batch in hand finishes first."""
-        self.hub.get_experiment(self.name)  # fail fast on an unknown experiment
-        for queue in (input_queue(self.name), prediction_queue(self.name)):
-            self.stream.create_queue(queue)
-        self._refresh_model()
+        self._refresh_model()  # fails fast on an unknown experiment
+        declare_queues(self.stream, self.name)
+        try:
+            self._monitor_run = self.models.start_monitoring(self.name, self.scorer_id)
+        except HubError as exc:  # monitoring never stops scoring
+            log.warning("stream %s: no monitoring run (%s); metrics are only logged", self.name, redact(str(exc)))
         log.info("scoring %s -> %s", input_queue(self.name), prediction_queue(self.name))
         self.stream.consume(
             input_queue(self.name),
@@ -134,19 +255,26 @@ class StreamScorer:
             stop=stop,
         )
         self._log_progress(force=True)
+        if self._monitor_run is not None:
+            try:
+                self.models.end_monitoring(self._monitor_run)
+            except HubError as exc:
+                log.warning("stream %s: could not end the monitoring run: %s", self.name, redact(str(exc)))
         return self.stats
 
     # -- one micro-batch ------------------------------------------------------------------------------------
     def handle(self, deliveries: list[Delivery]) -> None:
         """Score, publish, then ack one micro-batch. Failures before the publish confirm requeue the batch."""
         self._settled.clear()
+        self._together = None
         try:
             good = self._decode_all(deliveries)
             if good:
                 self._refresh_model()
-                scored = self._score(good)
+                scored, state = self._score(good)
                 self._publish_predictions(scored)
                 self.stream.ack([item.delivery for item, _ in scored])
+                self._state = state
                 self._absorb(scored)
                 self._after_batch(scored)
         except Exception as exc:
@@ -165,75 +293,88 @@ class StreamScorer:
         self.stats.batches += 1
         self._log_progress()
 
-    def _decode_all(self, deliveries: list[Delivery]) -> list[_Decoded]:
+    def _decode_all(self, deliveries: list[Delivery]) -> list[_Item]:
         good, bad = [], []
         for delivery in deliveries:
             try:
-                message_id, records = decode_message(delivery.body, self.max_message_bytes)
+                message = decode_body(delivery.body, delivery.content_type, self.max_message_bytes)
             except DataValidationError as exc:
                 bad.append((delivery, exc))
                 continue
-            message_id = message_id or delivery.message_id or _fallback_id(delivery)
-            good.append(_Decoded(delivery, message_id, records, uniform_keys(records)))
+            message_id = message.message_id or delivery.message_id or _fallback_id(delivery)
+            good.append(_Item(delivery, message_id, message))
         self.stats.messages += len(deliveries)
         self._dead_letter(bad)
         return good
 
-    def _score(self, items: list[_Decoded]) -> list[tuple[_Decoded, pd.DataFrame]]:
-        """Predict all items at once; on a data error, one by one so only the bad messages are dead-lettered."""
-        try:
-            return self._predict_together(items)
-        except DataValidationError:
-            pass
-        scored, bad = [], []
+    def _score(self, items: list[_Item]) -> tuple[Scored, Any]:
+        """Predict all items at once; on a data error, one by one so only the bad messages are dead-lettered.
+
+        Returns the predictions and the model's state after them (not yet kept: see ``handle``).
+        """
+        columns = items[0].columns
+        if columns is not None and all(item.columns == columns for item in items[1:]):
+            try:
+                scored, state = self._predict_together(items)
+                if scored is not None:
+                    return scored, state
+            except DataValidationError:
+                pass
+        scored, bad, state = [], [], self._state
         for item in items:
             try:
-                scored.append((item, self._model.predict(item.frame)))
+                predictions, state = self._model.predict_stream(item.message.to_frame(), state)
             except DataValidationError as exc:
                 bad.append((item.delivery, exc))
+                continue
+            scored.append((item, predictions))
         self._dead_letter(bad)
-        return scored
+        return scored, state
 
-    def _predict_together(self, items: list[_Decoded]) -> list[tuple[_Decoded, pd.DataFrame]]:
+    def _predict_together(self, items: list[_Item]) -> tuple[Scored | None, Any]:
+        """One prediction for items that share their columns; None when the model changed the row count."""
         if len(items) == 1:
-            frame = items[0].frame
-        elif items[0].keys is not None and all(item.keys == items[0].keys for item in items):
-            # one frame for the whole batch: every message has the same columns, so none is filled with NaN
-            frame = pd.DataFrame.from_records(list(chain.from_iterable(item.records for item in items)))
-        else:
-            frame = pd.concat([item.frame for item in items], ignore_index=True)
-        predictions = self._predict_with_context(frame)
-        if len(predictions) != len(frame):  # the model changed the row count: score per message instead
-            return [(item, self._model.predict(item.frame)) for item in items]
-        bounds = np.cumsum([len(item.records) for item in items])[:-1]
-        parts = np.split(np.arange(len(predictions)), bounds)
-        return [(item, predictions.iloc[rows]) for item, rows in zip(items, parts, strict=True)]
+            frame = items[0].message.to_frame()
+        elif all(item.message.records is not None for item in items):
+            frame = pd.DataFrame.from_records(list(chain.from_iterable(item.message.records for item in items)))
+        elif all(item.message.table is not None for item in items) and _same_schema(items):
+            import pyarrow as pa
 
-    def _predict_with_context(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predict ``frame`` after the last ``context_rows`` rows of the previous batch (alarm persistence and
-        lagged features then span batches); the context rows' own predictions are dropped."""
-        needed = self._model.context_rows
-        context = self._context
-        if needed and context is not None and list(context.columns) == list(frame.columns):
-            predictions = self._model.predict(pd.concat([context, frame], ignore_index=True)).iloc[len(context) :]
+            frame = pa.concat_tables([item.message.table for item in items]).to_pandas()
         else:
-            predictions = self._model.predict(frame)
-        self._context = frame.tail(needed).reset_index(drop=True) if needed else None  # only after a good batch
-        return predictions
+            frame = pd.concat([item.message.to_frame() for item in items], ignore_index=True)
+        predictions, state = self._model.predict_stream(frame, self._state)
+        if len(predictions) != len(frame):
+            return None, None
+        bounds = np.concatenate([[0], np.cumsum([item.message.rows for item in items])]).tolist()
+        self._together = predictions
+        parts = [predictions.iloc[start:stop] for start, stop in pairwise(bounds)]
+        return list(zip(items, parts, strict=True)), state
 
-    def _publish_predictions(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
+    def _publish_predictions(self, scored: Scored) -> None:
+        """One prediction message per input message; one column conversion for a batch scored together."""
+        formats = {self.output_format or item.message.format for item, _ in scored}
+        heads = [{"id": item.message_id, "input_id": item.message_id, "experiment": self.name} for item, _ in scored]
+        together = self._together
+        if together is not None and len(formats) == 1 and len(together) == sum(len(p) for _, p in scored):
+            encoded = encode_parts(together, [len(p) for _, p in scored], formats.pop(), heads)
+        else:
+            encoded = [
+                encode_parts(p, [len(p)], self.output_format or item.message.format, [head])[0]
+                for (item, p), head in zip(scored, heads, strict=True)
+            ]
         messages = [
             OutgoingMessage(
-                body=encode_records(
-                    predictions, message_id=item.message_id, input_id=item.message_id, experiment=self.name
-                ),
+                body=body,
                 message_id=item.message_id,
                 headers={"input_id": item.message_id, "experiment": self.name},
+                content_type=content_type,
             )
-            for item, predictions in scored
+            for (item, _), (body, content_type) in zip(scored, encoded, strict=True)
         ]
-        self.stream.publish(prediction_queue(self.name), messages)
-        self.stats.records += sum(len(item.records) for item, _ in scored)
+        self.stream.publish_topic(prediction_queue(self.name), messages)
+        self.stats.records += sum(len(predictions) for _, predictions in scored)
+        self.stats.alarms += sum(int(p["is_anomaly"].sum()) for _, p in scored if "is_anomaly" in p.columns)
         self.stats.predictions_published += len(messages)
 
     def _dead_letter(self, bad: list[tuple[Delivery, DataValidationError]]) -> None:
@@ -249,7 +390,7 @@ class StreamScorer:
             )
             for delivery, exc in bad
         ]
-        self.stream.publish(input_queue(self.name) + DEAD_LETTER_SUFFIX, messages)
+        self.stream.publish(dead_letter_queue(self.name), messages)
         self.stream.ack([delivery for delivery, _ in bad])
         for delivery, exc in bad:
             self._settled.add(id(delivery))
@@ -266,39 +407,40 @@ class StreamScorer:
         if time.monotonic() - self._model_checked_at < self.model_refresh_s:
             return
         self._model_checked_at = time.monotonic()
-        version = self.hub.store.resolve_version(self.name).version
+        version = self.models.served_version(self.name)
         if version != self._model_version:
-            model = self.hub.load(self.name, version=version)
+            model = self.models.load(self.name, version=version)
             self._model = copy.deepcopy(model) if model.supports_update else model
             self._model_version = version
+            self._state = None  # a new model starts its own state
             log.info("stream %s: serving version %s", self.name, version)
 
-    def _absorb(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
+    def _absorb(self, scored: Scored) -> None:
         """Feed the scored observations to a model that updates in place (no refit)."""
         if not self._model.supports_update:
             return
         try:
-            self._model.update(pd.concat([item.frame for item, _ in scored], ignore_index=True))
+            self._model.update(pd.concat([item.message.to_frame() for item, _ in scored], ignore_index=True))
         except (HubError, ValueError) as exc:  # the batch is already published and acked; keep streaming
             log.warning("stream %s: could not update the model with this batch: %s", self.name, redact(str(exc)))
 
-    def _after_batch(self, scored: list[tuple[_Decoded, pd.DataFrame]]) -> None:
+    def _after_batch(self, scored: Scored) -> None:
         """Apply the spec's retrain policy: every N new rows, submit a retrain job with the recent normal rows."""
         policy = self._model.spec.retrain
         if not policy.every_n_rows:
             return
         for item, predictions in scored:
-            normal = item.frame
+            normal = item.message.to_frame()
             if "is_anomaly" in predictions.columns and len(predictions) == len(normal):
                 normal = normal.loc[~predictions["is_anomaly"].to_numpy(dtype=bool)]
             self._recent.append(normal)
-            self._retrain_rows += len(item.records)
+            self._retrain_rows += len(normal)
         window = policy.window or policy.every_n_rows
         recent = pd.concat(self._recent, ignore_index=True).tail(window)
         self._recent = [recent]
         if self._retrain_rows >= policy.every_n_rows:
             self._retrain_rows = 0
-            job_id = self.hub.submit_retrain(self.name, recent)
+            job_id = self.models.submit_retrain(self.name, recent)
             self.stats.retrain_jobs.append(job_id)
             log.info(
                 "retrain policy: %d new rows; submitted job %s on %d recent rows",
@@ -308,6 +450,7 @@ class StreamScorer:
             )
 
     def _log_progress(self, force: bool = False) -> None:
+        """Every ``log_every_s``: one INFO line, and the same figures as metrics of the monitoring run."""
         now = time.monotonic()
         if not force and now - self._last_log < self.log_every_s:
             return
@@ -316,18 +459,105 @@ class StreamScorer:
             lag = self.stream.queue_depth(input_queue(self.name))
         except HubError:
             lag = -1
+        records, alarms, dead, started = self._interval
+        rows = self.stats.records - records
+        metrics = {
+            "rows_scored": float(rows),
+            "rows_per_s": rows / max(now - started, 1e-9),
+            "alarm_rate": (self.stats.alarms - alarms) / rows if rows else 0.0,
+            "dead_lettered": float(self.stats.dead_lettered - dead),
+            "consumer_lag": float(lag),
+            "model_version": float(self._model_version or 0),
+        }
+        self._interval = (self.stats.records, self.stats.alarms, self.stats.dead_lettered, now)
         log.info(
-            "stream %s: %d records (%.0f/s), %d dead-lettered, %d message(s) waiting",
+            "stream %s: %d rows (%.0f/s), alarm rate %.3f, %d dead-lettered, %d message(s) waiting, version %s",
             self.name,
-            self.stats.records,
-            self.stats.rate(),
-            self.stats.dead_lettered,
+            rows,
+            metrics["rows_per_s"],
+            metrics["alarm_rate"],
+            metrics["dead_lettered"],
             lag,
+            self._model_version,
         )
+        if self._monitor_run is not None:
+            try:
+                self.models.log_monitoring(self._monitor_run, metrics, self._step)
+            except HubError as exc:
+                log.warning("stream %s: monitoring metrics not stored: %s", self.name, redact(str(exc)))
+        self._step += 1
+
+
+def _same_schema(items: list[_Item]) -> bool:
+    first = items[0].message.table.schema
+    return all(item.message.table.schema.equals(first) for item in items[1:])
 
 
 def _fallback_id(delivery: Delivery) -> str:
     return f"tag-{delivery.tag}"
+
+
+def supervise(command: Sequence[str], consumers: int, stop: threading.Event, *, restart_after_s: float = 1.0) -> int:
+    """Run ``consumers`` copies of ``command`` (competing scorer processes) until ``stop`` is set.
+
+    A copy that exits on its own is restarted after ``restart_after_s`` (its unacked batch is redelivered to
+    the others meanwhile), except on exit code 2 (a configuration or hub error: restarting would not help),
+    which stops them all. On ``stop`` every copy gets SIGTERM, finishes its batch and exits. Returns the worst
+    exit code.
+    """
+    children: list[subprocess.Popen] = [subprocess.Popen(list(command)) for _ in range(consumers)]
+    log.info("started %d scorer process(es): %s", consumers, ", ".join(str(c.pid) for c in children))
+    worst = 0
+    try:
+        while not stop.wait(0.5):
+            for index, child in enumerate(children):
+                code = child.poll()
+                if code is None:
+                    continue
+                worst = max(worst, code)
+                if code == 2:
+                    log.error("scorer %d exited with a configuration error; stopping", child.pid)
+                    stop.set()
+                    break
+                log.warning("scorer %d exited with code %s; restarting it", child.pid, code)
+                time.sleep(restart_after_s)
+                children[index] = subprocess.Popen(list(command))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                worst = max(worst, child.wait(timeout=60))
+            except subprocess.TimeoutExpired:
+                log.error("scorer %d did not stop within 60 s; killing it", child.pid)
+                child.kill()
+                worst = max(worst, child.wait())
+    return worst
+
+
+def watch_predictions(
+    stream: DataStreamPlugin, name: str, stop: threading.Event, *, alarms_only: bool = False
+) -> Iterator[pd.DataFrame]:
+    """Yield each new prediction message of ``name`` as a frame (only its alarm rows with ``alarms_only``), without
+    taking it from ``<name>.predictions``, until ``stop`` is set."""
+    from framework.records import decode_records
+
+    watch = stream.watch(prediction_queue(name))
+    try:
+        while not stop.is_set():
+            for delivery in watch.poll(max_messages=100, timeout=0.5):
+                try:
+                    _, frame = decode_records(delivery.body, delivery.content_type)
+                except DataValidationError as exc:  # never ours, but a watcher must not stop on it
+                    log.warning("unreadable prediction %s: %s", delivery.message_id, exc)
+                    continue
+                if alarms_only and "is_anomaly" in frame.columns:
+                    frame = frame.loc[frame["is_anomaly"].astype(bool)]
+                if not frame.empty:
+                    yield frame.assign(input_id=delivery.headers.get("input_id", delivery.message_id))
+    finally:
+        watch.close()
 
 
 @contextmanager

@@ -279,6 +279,37 @@ def test_publish_to_unknown_queue_is_refused(stream):
         stream.publish("test.never-declared", _messages(1))
 
 
+def test_topic_reaches_its_queue_and_every_watcher(stream, queue_name):
+    stream.create_topic(queue_name)
+    watchers = [stream.watch(queue_name), stream.watch(queue_name)]
+    stream.publish_topic(queue_name, [OutgoingMessage(b"1", message_id="a"), OutgoingMessage(b"2", message_id="b")])
+    for watch in watchers:
+        seen: list = []
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen += watch.poll(max_messages=10, timeout=0.5)
+        watch.close()
+        assert [(d.body, d.message_id) for d in seen] == [(b"1", "a"), (b"2", "b")]
+    taken = stream.pull_data(queue_name, max_messages=10, timeout=2.0)
+    stream.ack(taken)
+    assert [d.message_id for d in taken] == ["a", "b"]  # watching took nothing from the queue
+
+
+def test_local_topic_log_is_bounded(tmp_path):
+    from framework.plugins import local_stream
+
+    plugin = LocalStreamPlugin(path=tmp_path / "stream.sqlite")
+    plugin.initialize()
+    plugin.create_topic("t.predictions")
+    watch = plugin.watch("t.predictions")
+    messages = [OutgoingMessage(str(i).encode()) for i in range(local_stream.RECENT_LIMIT + 5)]
+    plugin.publish_topic("t.predictions", messages)
+    seen = watch.poll(max_messages=10 * local_stream.RECENT_LIMIT, timeout=1.0)
+    assert len(seen) == local_stream.RECENT_LIMIT and seen[-1].body == str(local_stream.RECENT_LIMIT + 4).encode()
+    assert plugin.queue_depth("t.predictions") == local_stream.RECENT_LIMIT + 5  # the queue keeps everything
+    plugin.shutdown()
+
+
 def test_health_reports_queue_depths(stream, queue_name):
     stream.publish(queue_name, _messages(2))
     healthy, details = stream.health_check()

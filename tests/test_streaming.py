@@ -19,9 +19,10 @@ import pika
 import pytest
 
 from framework.config import HubConfig
+from framework.errors import PluginError
 from framework.ExperimentHub import ExperimentHub
 from framework.plugins.datastream import OutgoingMessage
-from framework.records import encode_records
+from framework.records import ARROW_CONTENT_TYPE, decode_records, encode_frame, encode_records
 from framework.streaming import REASON_HEADER, input_queue, prediction_queue
 from tests.conftest import require_service
 
@@ -52,14 +53,14 @@ def process():
     return make_process(n_normal=1500, n_test=1000, seed=11)
 
 
-def open_trained(transport: str, tmp_path: Path, process):
+def open_trained(transport: str, tmp_path: Path, process, spec: dict = SPEC):
     """A hub with a trained fault-detection experiment under a unique name; queues removed afterwards."""
     if transport == "rabbitmq":
         require_service("rabbitmq")
     home = tmp_path / "home"
     hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, transport)))
     name = f"pump-{uuid.uuid4().hex[:8]}"
-    hub.create_experiment(name, "fault_detection", SPEC)
+    hub.create_experiment(name, "fault_detection", spec)
     hub.train(name, process[0])
     yield hub, name, transport, home
     stream = hub.get_plugin("datastream")
@@ -71,6 +72,16 @@ def open_trained(transport: str, tmp_path: Path, process):
 @pytest.fixture(params=["rabbitmq", "local"])
 def trained(request, tmp_path, process):
     yield from open_trained(request.param, tmp_path, process)
+
+
+DYNAMIC_SPEC = {"model": {"name": "pca", "params": {"lags": 2}}, "timestamp": "timestamp",
+                "threshold": {"persistence": {"k": 3, "n": 5}}}
+
+
+@pytest.fixture(params=["rabbitmq", "local"])
+def trained_dynamic(request, tmp_path, process):
+    """Dynamic PCA (lags) with k-of-n persistence: both look back on earlier rows."""
+    yield from open_trained(request.param, tmp_path, process, DYNAMIC_SPEC)
 
 
 @pytest.fixture
@@ -103,6 +114,168 @@ def test_stream_scores_every_message_and_skips_bad_ones(trained, process):
     assert "non-numeric" in dead["non-numeric"][REASON_HEADER]
     assert "exceeds the limit" in dead["too-large"][REASON_HEADER]
     assert stream.queue_depth(input_queue(name)) == 0
+
+
+@pytest.mark.parametrize("fmt", ["split", "arrow"])
+def test_split_and_arrow_messages_are_scored_and_answered_in_their_format(trained, process, fmt):
+    hub, name, _, _ = trained
+    test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).head(200)
+    ids = hub.publish_records(name, test, batch_size=40, fmt=fmt)
+    run_until(hub, name, expected=len(ids))
+    stream = hub.get_plugin("datastream")
+    answers = {}
+    for delivery in pull_all(stream, prediction_queue(name)):
+        message_id, frame = decode_records(delivery.body, delivery.content_type)
+        assert delivery.content_type == (ARROW_CONTENT_TYPE if fmt == "arrow" else "application/json")
+        answers[message_id] = frame
+    assert set(answers) == set(ids)
+    streamed = pd.concat([answers[mid] for mid in ids], ignore_index=True)
+    offline = hub.predict(name, test)
+    np.testing.assert_allclose(streamed["score"], offline["score"])
+    assert streamed["is_anomaly"].tolist() == offline["is_anomaly"].tolist()
+
+
+def test_bad_split_and_arrow_messages_go_to_the_dead_letter_queue(trained, process):
+    hub, name, _, _ = trained
+    test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).head(3)
+    good = hub.publish_records(name, test, batch_size=3, fmt="split")
+    split = json.loads(encode_frame(test, "split")[0])
+    short_row = {**split, "data": [split["data"][0], split["data"][1][:-1]]}
+    no_s04 = json.loads(encode_frame(test.drop(columns=["s04"]), "split")[0])
+    arrow_body, _ = encode_frame(test.drop(columns=["s04"]), "arrow")
+    bad = {
+        "not-arrow": OutgoingMessage(b"\x00\x01 surely not arrow", content_type=ARROW_CONTENT_TYPE),
+        "short-row": OutgoingMessage(json.dumps(short_row).encode()),
+        "no-s04": OutgoingMessage(json.dumps(no_s04).encode()),
+        "arrow-no-s04": OutgoingMessage(arrow_body, content_type=ARROW_CONTENT_TYPE),
+        "nine-mib": OutgoingMessage(b"[" + b'{"s01": 1.0},' * (9 * 1024 * 1024 // 13) + b'{"s01": 1.0}]'),
+    }
+    for key, message in bad.items():
+        message.message_id = key
+    stream = hub.get_plugin("datastream")
+    stream.publish(input_queue(name), list(bad.values()))
+    stats = run_until(hub, name, expected=len(good))
+    assert set(drain(stream, prediction_queue(name))) == set(good)  # the stream went on
+    assert stats.dead_lettered == len(bad)
+    dead = {d.message_id: d.headers for d in pull_all(stream, input_queue(name) + ".dead-letter")}
+    assert set(dead) == set(bad)
+    assert "not an Arrow IPC stream" in dead["not-arrow"][REASON_HEADER]
+    assert dead["short-row"]["x-error-field"] == "data.1"
+    assert "24 value(s); 25 columns" in dead["short-row"][REASON_HEADER]
+    assert dead["no-s04"]["x-error-field"] == "s04" and dead["arrow-no-s04"]["x-error-field"] == "s04"
+    assert "exceeds the limit" in dead["nine-mib"][REASON_HEADER]
+
+
+def test_stream_results_do_not_depend_on_batching(trained_dynamic, process):
+    """Lags and k-of-n persistence carry across micro-batches: batches of 1, 7 and 100 rows equal one predict."""
+    hub, name, _, _ = trained_dynamic
+    test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).iloc[150:450]
+    offline = hub.predict(name, test).reset_index(drop=True)
+    assert offline["is_anomaly"].any() and not offline["is_anomaly"].all()
+    stream = hub.get_plugin("datastream")
+    for rows in (1, 7, 100):
+        ids = hub.publish_records(name, test, batch_size=rows)
+        run_until(hub, name, expected=len(ids), batch_size=1)  # one message per micro-batch: `rows` rows
+        predictions = drain(stream, prediction_queue(name))
+        streamed = pd.concat([pd.DataFrame(predictions[mid]["records"]) for mid in ids], ignore_index=True)
+        assert streamed["is_anomaly"].tolist() == offline["is_anomaly"].tolist(), rows
+        np.testing.assert_allclose(streamed["score"], offline["score"], rtol=1e-12)  # BLAS rounding only
+
+
+def test_early_producer_loses_nothing(tmp_path, process):
+    """Queues are declared with the experiment: a pika client publishing before any scorer ran loses nothing."""
+    require_service("rabbitmq")
+    home = tmp_path / "home"
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, "rabbitmq")))
+    name = f"early-{uuid.uuid4().hex[:8]}"
+    try:
+        hub.create_experiment(name, "fault_detection", SPEC)
+        test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).head(300)
+        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        sent = [f"early-{start}" for start in range(0, len(test), 50)]
+        for message_id, start in zip(sent, range(0, len(test), 50), strict=True):  # mandatory: no silent drop
+            body = encode_frame(test.iloc[start:start + 50], "split", message_id=message_id)[0]
+            channel.basic_publish("", input_queue(name), body, pika.BasicProperties(
+                content_type="application/json", delivery_mode=2), mandatory=True)
+        connection.close()
+        hub.train(name, process[0])  # trained after the records arrived, scored later
+        run_until(hub, name, expected=len(sent))
+        predictions = drain(hub.get_plugin("datastream"), prediction_queue(name))
+        assert set(predictions) == set(sent)
+        assert sum(len(p["data"]) for p in predictions.values()) == len(test)
+        hub.delete_experiment(name)  # queues stay by default
+        assert hub.get_plugin("datastream").queue_depth(input_queue(name)) == 0
+    finally:
+        hub.get_plugin("datastream").delete_queue(input_queue(name))
+        hub.get_plugin("datastream").delete_queue(prediction_queue(name))
+        hub.shutdown()
+
+
+def test_delete_with_purge_queues_removes_them(tmp_path):
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(tmp_path / "home", "local")))
+    with hub:
+        hub.create_experiment("gone", "fault_detection", SPEC)
+        stream = hub.get_plugin("datastream")
+        assert stream.queue_depth(input_queue("gone")) == 0  # declared at creation
+        hub.delete_experiment("gone", purge_queues=True)
+        with pytest.raises(PluginError):
+            stream.publish(input_queue("gone"), [OutgoingMessage(b"[]")])
+
+
+def test_watchers_see_predictions_that_the_consumer_still_receives(trained, process, tmp_path):
+    hub, name, transport, home = trained
+    stream = hub.get_plugin("datastream")
+    watch = stream.watch(prediction_queue(name))  # opened before anything is published
+    test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).head(300)
+    ids = hub.publish_records(name, test, batch_size=30)
+    run_until(hub, name, expected=len(ids))
+    watched: dict[str, object] = {}
+    deadline = time.monotonic() + 30
+    while len(watched) < len(ids) and time.monotonic() < deadline:
+        watched.update({d.message_id: d for d in watch.poll(max_messages=100, timeout=0.5)})
+    watch.close()
+    assert set(watched) == set(ids)
+    assert set(drain(stream, prediction_queue(name))) == set(ids)  # the downstream consumer lost nothing
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(json.dumps(config_dict(home, transport)))
+    tail = subprocess.Popen([EXE, "tail", name, "--config", str(config), "--count", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    scorer = threading.Thread(target=lambda: hub.stream(name, stop, batch_size=5))
+    scorer.start()
+    published: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while tail.poll() is None and time.monotonic() < deadline:  # until tail has shown its 5 rows
+            published += hub.publish_records(name, test.head(5), batch_size=5)
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        scorer.join(timeout=60)
+        tail.kill()
+    out, err = tail.communicate(timeout=30)
+    assert tail.returncode == 0, err
+    assert f"{name} predictions" in out and "score" in out
+    assert set(collect(stream, prediction_queue(name), len(published), timeout=30)) == set(published)
+
+
+def test_scorer_logs_monitoring_metrics_to_one_run(tmp_path, process, caplog):
+    with ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(tmp_path / "home", "local"))) as hub:
+        hub.create_experiment("pump", "fault_detection", SPEC)
+        hub.train("pump", process[0])
+        ids = hub.publish_records("pump", process[1].drop(columns=["fault", "fault_type"]).head(400), batch_size=20)
+        with caplog.at_level("INFO", logger="framework.streaming"):
+            stats = run_until(hub, "pump", expected=len(ids), batch_size=2, log_every_s=0.05)
+        runs = hub.store.mlops.search_runs("pump", filter_string="tags.`experimenthub.kind` = 'monitor'")
+        assert len(runs) == 1 and runs[0].status == "FINISHED"
+        metrics = runs[0].metrics
+        assert {"rows_scored", "rows_per_s", "alarm_rate", "dead_lettered", "consumer_lag"} <= set(metrics)
+        assert metrics["model_version"] == 1 and 0 <= metrics["alarm_rate"] <= 1
+        assert stats.alarms > 0
+        assert any("alarm rate" in r.getMessage() and "version 1" in r.getMessage() for r in caplog.records)
 
 
 def test_competing_consumers_share_the_queue(trained, process):
@@ -228,7 +401,7 @@ def pull_all(stream, queue):
 
 
 def drain(stream, queue):
-    return {json.loads(d.body)["input_id"]: json.loads(d.body) for d in pull_all(stream, queue)}
+    return {(payload := json.loads(d.body))["input_id"]: payload for d in pull_all(stream, queue)}
 
 
 def collect(stream, queue, at_least, timeout, known=frozenset()):
@@ -282,7 +455,7 @@ def test_forecasting_stream_updates_the_model_state_without_refit(tmp_path):
         served = hub.load("load")
         fitted_end = served.index_[-1]
         ids = hub.publish_records("load", live.drop(columns=["is_anomaly"]), batch_size=24)
-        scorer = StreamScorer(hub, "load", batch_size=3)
+        scorer = StreamScorer(hub, hub.get_plugin("datastream"), "load", batch_size=3)
         stop = threading.Event()
         thread = threading.Thread(target=scorer.run, args=(stop,))
         thread.start()

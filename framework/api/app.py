@@ -81,6 +81,7 @@ from framework.api.models import (
 )
 from framework.config import API_KEY_ENV, HubConfig, load_config
 from framework.ExperimentHub import ExperimentHub
+from framework.plugins.datastream import input_queue
 from framework.records import FILE_READERS, MAX_CELLS, encode_records, load_frame
 from framework.store import CHAMPION
 
@@ -489,7 +490,7 @@ def _router() -> APIRouter:
         """Publish records to the stream's input queue ``<name>.input`` (503 without a datastream plugin)."""
         await hub_call(request, hub.get_experiment, name)
         ids = await hub_call(request, hub.publish_records, name, body.records)
-        return PublishedOut(queue=f"{name}.input", records=len(body.records), message_ids=ids)
+        return PublishedOut(queue=input_queue(name), records=len(body.records), message_ids=ids)
 
     @router.get("/experiments/{name}/versions", tags=["models"], responses=_errors(404, 422, 503))
     async def versions(name: Name, request: Request, hub: Hub) -> list[VersionOut]:

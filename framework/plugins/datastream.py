@@ -9,9 +9,34 @@ from typing import Any, Protocol, runtime_checkable
 
 from framework.plugins.base import Plugin
 
-__all__ = ["DEAD_LETTER_SUFFIX", "DataStreamPlugin", "Delivery", "OutgoingMessage"]
+__all__ = [
+    "DEAD_LETTER_SUFFIX",
+    "DataStreamPlugin",
+    "Delivery",
+    "OutgoingMessage",
+    "Watch",
+    "dead_letter_queue",
+    "input_queue",
+    "prediction_queue",
+]
 
 DEAD_LETTER_SUFFIX = ".dead-letter"  # create_queue("x") also creates "x" + DEAD_LETTER_SUFFIX
+
+
+# The one place an experiment's queue names are spelled.
+def input_queue(experiment: str) -> str:
+    """Where producers publish an experiment's records: ``<name>.input``."""
+    return f"{experiment}.input"
+
+
+def prediction_queue(experiment: str) -> str:
+    """Where the scorer publishes an experiment's predictions: ``<name>.predictions``."""
+    return f"{experiment}.predictions"
+
+
+def dead_letter_queue(experiment: str) -> str:
+    """Where bad input messages of an experiment go, with their reason: ``<name>.input.dead-letter``."""
+    return input_queue(experiment) + DEAD_LETTER_SUFFIX
 
 
 @dataclass
@@ -40,6 +65,16 @@ class Delivery:
 BatchHandler = Callable[[list[Delivery]], None]
 
 
+class Watch(Protocol):
+    """An observer's view of a topic: copies of the messages published after it opened (nothing is taken)."""
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Delivery]:
+        """Up to ``max_messages`` new messages, waiting at most ``timeout`` while none has come (no settling)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class DataStreamPlugin(Plugin, Protocol):
     """Durable queues with confirmed publishes, manual acks and a dead-letter queue per queue.
@@ -60,9 +95,29 @@ class DataStreamPlugin(Plugin, Protocol):
         """Declare a durable queue (idempotent)."""
         raise NotImplementedError
 
-    def publish(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish persistently and return only once the broker confirmed every message."""
+    def delete_queue(self, name: str, dead_letter: bool = True) -> None:
+        """Delete a queue (and its dead-letter queue) with whatever it holds; a missing queue is ignored."""
         raise NotImplementedError
+
+    def publish(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish persistently and return only once the broker confirmed every message.
+
+        Mandatory: a message no queue takes raises ``PluginError`` (it is never dropped silently)."""
+        raise NotImplementedError
+
+    def create_topic(self, topic: str) -> None:
+        """Declare ``topic``: what is published to it reaches the durable queue of the same name and every watcher.
+
+        Default (a plugin without topics): the queue alone."""
+        self.create_queue(topic)
+
+    def publish_topic(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish to ``topic`` as ``publish`` does (persistent, confirmed, mandatory). Default: to its queue."""
+        self.publish(topic, messages)
+
+    def watch(self, topic: str) -> Watch:
+        """Watch ``topic`` without taking messages from its queue (``experimenthub tail``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot watch topics")
 
     def pull_data(self, queue: str, max_messages: int = 100, timeout: float = 1.0) -> list[Delivery]:
         """Take up to ``max_messages`` without waiting longer than ``timeout``; settle them with ack/reject."""

@@ -68,7 +68,18 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, id);
 CREATE INDEX IF NOT EXISTS messages_by_lease ON messages (lease);
+CREATE TABLE IF NOT EXISTS recent (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    body BLOB NOT NULL,
+    message_id TEXT,
+    headers TEXT,
+    content_type TEXT,
+    published_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recent_by_topic ON recent (topic, id);
 """
+RECENT_LIMIT = 1000  # messages kept per topic for watchers (the bounded log of recent predictions)
 _READY = "(lease IS NULL OR lease_until < ?)"
 _REAP_EVERY = 5.0  # seconds between checks for leases held by dead processes
 _CHUNK = 500  # ids per "IN (...)" clause, below SQLite's variable limit
@@ -231,6 +242,32 @@ class LocalStreamPlugin(DataStreamPlugin):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+
+    def publish_topic(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish to the queue ``topic`` and, in the same transaction, to its log of the last ``RECENT_LIMIT``."""
+        if not messages:
+            return
+        now = time.time()
+        rows = [
+            (topic, m.body, m.message_id, json.dumps(m.headers) if m.headers else None, m.content_type, now)
+            for m in messages
+        ]
+        columns = "(queue, body, message_id, headers, content_type, published_at) VALUES (?, ?, ?, ?, ?, ?)"
+        with self._tx() as db:
+            self._require_queue(db, topic)
+            db.executemany(f"INSERT INTO messages {columns}", rows)
+            db.executemany(f"INSERT INTO recent {columns.replace('queue', 'topic')}", rows)
+            db.execute(
+                "DELETE FROM recent WHERE topic = ? AND id <= (SELECT MAX(id) FROM recent WHERE topic = ?) - ?",
+                (topic, topic, RECENT_LIMIT),
+            )
+
+    def watch(self, topic: str) -> _Watch:
+        """Follow the log of ``topic`` from now on; nothing is taken from its queue."""
+        with self._tx() as db:
+            self._require_queue(db, topic)
+            last = db.execute("SELECT COALESCE(MAX(id), 0) FROM recent WHERE topic = ?", (topic,)).fetchone()[0]
+        return _Watch(self, topic, int(last))
 
     def pull_data(self, queue: str, max_messages: int = 100, timeout: float = 1.0) -> list[Delivery]:
         """Take up to ``max_messages`` ready messages; poll up to ``timeout`` seconds only while none has come."""
@@ -482,3 +519,39 @@ def _death_headers(headers: str | None, queue: str) -> dict[str, Any]:
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
     for start in range(0, len(ids), _CHUNK):
         yield ids[start : start + _CHUNK]
+
+
+class _Watch:
+    """Reads a topic's log after a cursor; a watcher that falls more than ``RECENT_LIMIT`` behind skips ahead."""
+
+    def __init__(self, plugin: LocalStreamPlugin, topic: str, cursor: int) -> None:
+        self._plugin, self.topic, self._cursor = plugin, topic, cursor
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._plugin._tx() as db:
+                rows = db.execute(
+                    "SELECT id, body, message_id, headers, content_type, published_at FROM recent"
+                    " WHERE topic = ? AND id > ? ORDER BY id LIMIT ?",
+                    (self.topic, self._cursor, max_messages),
+                ).fetchall()
+            if rows or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        if rows:
+            self._cursor = rows[-1][0]
+        return [
+            Delivery(
+                bytes(body),
+                None,
+                message_id,
+                json.loads(headers) if headers else {},
+                content_type,
+                timestamp=published_at,
+            )
+            for _, body, message_id, headers, content_type, published_at in rows
+        ]
+
+    def close(self) -> None:
+        """Nothing to release: the log lives in the plugin's file."""

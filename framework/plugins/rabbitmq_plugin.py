@@ -11,7 +11,8 @@ Durable queues, persistent messages, publisher confirms waited for per batch, ma
 >>> stream.ack(batch)
 
 Threading: AMQP connections are not thread-safe, so each thread that calls the plugin gets its own connection
-and channel (opened on first use, closed by ``disconnect()`` in that thread or by ``shutdown()``). A delivery
+and channel (opened on first use, closed by ``disconnect()`` in that thread or by ``shutdown()``), plus a second
+connection for ``publish``: waiting for confirms there never dispatches the consumer's deliveries. A delivery
 must be settled (``ack``/``reject``) from the thread that received it. ``health_check`` uses a short-lived
 connection of its own, so any thread may call it.
 
@@ -185,6 +186,7 @@ class RabbitMQPlugin(DataStreamPlugin):
         self.retry_interval_max = retry_interval_max
         self._lock = threading.Lock()  # guards _declared
         self._sessions: PerThread[_Session] = PerThread(_Session.close)
+        self._publishers: PerThread[_Session] = PerThread(_Session.close)  # publish on a connection of its own
         self._declared: set[str] = set()
         self._initialized = False
 
@@ -204,6 +206,7 @@ class RabbitMQPlugin(DataStreamPlugin):
         """Close every thread's connection. Idempotent. Stop consumers first."""
         self._initialized = False
         self._sessions.close_all()
+        self._publishers.close_all()
 
     def connect(self) -> None:
         """Open the calling thread's connection now (it is otherwise opened on first use)."""
@@ -212,6 +215,7 @@ class RabbitMQPlugin(DataStreamPlugin):
     def disconnect(self) -> None:
         """Close the calling thread's connection; its unsettled deliveries go back to their queues."""
         self._sessions.discard_current()
+        self._publishers.discard_current()
 
     def health_check(self) -> tuple[bool, dict]:
         """Probe the broker on a short-lived connection: login, a passive declare, and queue depths. Never raises."""
@@ -275,8 +279,46 @@ class RabbitMQPlugin(DataStreamPlugin):
         with self._lock:
             self._declared.update(names)
 
+    def create_topic(self, topic: str) -> None:
+        """Declare the durable fan-out exchange ``topic`` bound to the durable queue ``topic`` (idempotent)."""
+        self.create_queue(topic)
+
+        def declare(session: _Session) -> None:
+            session.channel.exchange_declare(topic, "fanout", durable=True, auto_delete=False)
+            session.channel.queue_bind(topic, exchange=topic, routing_key="")
+
+        self._run(f"create_topic({topic!r})", declare)
+
+    def publish_topic(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish through the exchange ``topic``: its queue gets every message, watchers get copies."""
+        if messages:
+            run = lambda s: self._publish_batch(s, topic, messages, exchange=topic)  # noqa: E731
+            self._run(f"publish to topic {topic!r}", run, publisher=True)
+
+    def watch(self, topic: str) -> _Watch:
+        """An exclusive, auto-deleted queue bound to ``topic`` on a connection of its own (close it when done)."""
+        connection = self._connection()
+        try:
+            connection.ensure_connection(max_retries=1, timeout=self.connect_timeout)
+            channel = connection.channel()
+            channel.exchange_declare(topic, "fanout", durable=True, auto_delete=False, passive=True)
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).queue
+            channel.queue_bind(queue, exchange=topic, routing_key="")
+        except amqp.exceptions.NotFound as exc:
+            connection.release()
+            raise PluginError(f"no topic named {topic!r} (is the experiment's scorer declared?)") from exc
+        except _CONNECTION_ERRORS as exc:
+            connection.release()
+            raise PluginUnavailable(
+                f"watch({topic!r}): RabbitMQ at {self._where()} unavailable: {redact(str(exc))}",
+                plugin_type=self.plugin_type,
+            ) from exc
+        return _Watch(self, connection, channel, queue)
+
     def delete_queue(self, name: str, dead_letter: bool = True) -> None:
-        """Delete a queue (and its dead-letter queue), with whatever it holds. Missing queues are ignored."""
+        """Delete a queue (and its dead-letter queue), with whatever it holds, and the topic exchange of the same
+        name if there is one. Missing queues and exchanges are ignored."""
+        self._run(f"delete topic {name!r}", lambda s: s.channel.exchange_delete(name))
         names = [name, name + DEAD_LETTER_SUFFIX] if dead_letter else [name]
         for queue in names:
             self._run(f"delete_queue({queue!r})", lambda s, q=queue: s.channel.queue_delete(q))
@@ -318,9 +360,11 @@ class RabbitMQPlugin(DataStreamPlugin):
         """
         if not messages:
             return
-        self._run(f"publish to {queue!r}", lambda s: self._publish_batch(s, queue, messages))
+        self._run(f"publish to {queue!r}", lambda s: self._publish_batch(s, queue, messages), publisher=True)
 
-    def _publish_batch(self, session: _Session, queue: str, messages: Sequence[OutgoingMessage]) -> None:
+    def _publish_batch(
+        self, session: _Session, queue: str, messages: Sequence[OutgoingMessage], exchange: str = ""
+    ) -> None:
         channel = session.channel
         session.returned.clear()
         session.nacked = 0
@@ -334,7 +378,7 @@ class RabbitMQPlugin(DataStreamPlugin):
             if message.headers:
                 properties["application_headers"] = message.headers
             channel.basic_publish(
-                amqp.Message(message.body, **properties), exchange="", routing_key=queue, mandatory=True
+                amqp.Message(message.body, **properties), exchange=exchange, routing_key=queue, mandatory=True
             )
             session.publish_seq += 1
             session.unconfirmed.add(session.publish_seq)
@@ -575,10 +619,12 @@ class RabbitMQPlugin(DataStreamPlugin):
             transport_options={"read_timeout": io_timeout, "write_timeout": io_timeout},
         )
 
-    def _session(self) -> _Session:
+    def _session(self, publisher: bool = False) -> _Session:
+        """This thread's consuming session, or its publishing one: publishes wait for confirms on their own
+        connection, so draining them never dispatches (or races with) the consumer's deliveries."""
         if not self._initialized:
             raise PluginError("RabbitMQPlugin is not initialized; call initialize()", plugin_type=self.plugin_type)
-        return self._sessions.get(_Session)
+        return (self._publishers if publisher else self._sessions).get(_Session)
 
     def _log_retry(self, exc: BaseException, interval: float) -> None:
         log.warning("RabbitMQ at %s unreachable (%s); retrying in %.1fs", self._where(), redact(str(exc)), interval)
@@ -639,9 +685,9 @@ class RabbitMQPlugin(DataStreamPlugin):
         session.publish_seq = 0
         session.channel = channel
 
-    def _run(self, what: str, op: Callable[[_Session], T]) -> T:
+    def _run(self, what: str, op: Callable[[_Session], T], publisher: bool = False) -> T:
         """Run ``op`` on this thread's channel; on a lost connection reconnect (with backoff) and run it again."""
-        session = self._session()
+        session = self._session(publisher)
         attempt = 1
         while True:
             try:
@@ -660,6 +706,48 @@ class RabbitMQPlugin(DataStreamPlugin):
                     ) from exc
                 log.warning("%s: connection lost (%s); reconnecting", what, redact(str(exc)))
                 attempt += 1
+
+
+class _Watch:
+    """A topic watcher: copies arrive in its own exclusive queue, taken without acks (``no_ack``)."""
+
+    def __init__(self, plugin: RabbitMQPlugin, connection: kombu.Connection, channel: Any, queue: str) -> None:
+        self._plugin, self._connection, self._channel, self.queue = plugin, connection, channel, queue
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Delivery]:
+        taken: list[Delivery] = []
+        deadline = time.monotonic() + timeout
+        try:
+            self._connection.heartbeat_check()
+            while len(taken) < max_messages:
+                message = self._channel.basic_get(self.queue, no_ack=True)
+                if message is not None:
+                    properties = message.properties
+                    taken.append(
+                        Delivery(
+                            body=message.body if isinstance(message.body, bytes) else bytes(message.body),
+                            tag=None,
+                            message_id=_text(properties.get("message_id")),
+                            headers=dict(properties.get("application_headers") or {}),
+                            content_type=_text(properties.get("content_type")),
+                            timestamp=properties.get("timestamp"),
+                        )
+                    )
+                    continue
+                if taken or time.monotonic() >= deadline:
+                    break
+                time.sleep(_PULL_POLL)
+        except _CONNECTION_ERRORS as exc:
+            raise PluginUnavailable(
+                f"watch({self.queue!r}): connection lost: {redact(str(exc))}", plugin_type=self._plugin.plugin_type
+            ) from exc
+        return taken
+
+    def close(self) -> None:
+        try:
+            self._connection.release()  # the exclusive queue goes with the connection
+        except Exception as exc:
+            log.debug("closing a watch connection failed: %s", redact(str(exc)))
 
 
 def _text(value: Any) -> str | None:
