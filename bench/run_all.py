@@ -18,6 +18,7 @@ BENCHES = [
     "mlops_logging",
     "fault_detection",
     "forecasting",
+    "forecast_panel",
     "stream_transport",
     "stream_throughput",
     "jobs",

@@ -85,6 +85,7 @@ class Experiment(ABC):
 
     spec_model: ClassVar[type[ExperimentSpec]] = ExperimentSpec
     supports_update: ClassVar[bool] = False  # True when update() absorbs new rows without refitting
+    compares_with_champion: ClassVar[bool] = False  # True when validate() uses the champion as a reference
 
     def __init__(self, spec: Mapping[str, Any] | ExperimentSpec) -> None:
         if isinstance(spec, ExperimentSpec):

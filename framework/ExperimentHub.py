@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -566,6 +567,15 @@ class ExperimentHub:
         from framework.streaming import publish_records
 
         return publish_records(self._datastream(), name, data, batch_size=batch_size, fmt=fmt, on_progress=on_progress)
+
+    def watch_predictions(
+        self, name: str, stop: threading.Event, *, alarms_only: bool = False
+    ) -> Iterator[pd.DataFrame]:
+        """Yield ``name``'s new prediction messages as frames until ``stop`` is set, without taking them from
+        ``<name>.predictions`` (``experimenthub tail``, the dashboard). See ``streaming.watch_predictions``."""
+        from framework.streaming import watch_predictions
+
+        return watch_predictions(self._datastream(), name, stop, alarms_only=alarms_only)
 
 
 def _utc(frame: pd.DataFrame) -> pd.DataFrame:

@@ -198,6 +198,7 @@ class TimeSeriesExperiment(Experiment):
 
     spec_model = TimeSeriesSpec
     supports_update = True
+    compares_with_champion = True
     spec: TimeSeriesSpec
 
     # ----------------------------------------------------------------------------------------- fit

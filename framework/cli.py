@@ -613,17 +613,16 @@ def tail_command(
     from rich.live import Live
 
     from framework.errors import HubError
-    from framework.streaming import stop_on_signals, watch_predictions
+    from framework.streaming import stop_on_signals
 
     shown: deque[dict[str, Any]] = deque(maxlen=rows)
     seen = 0
     with open_hub(config) as hub, stop_on_signals(threading.Event()) as stop:
-        stream = hub.get_plugin("datastream")
-        if stream is None:
+        if hub.get_plugin("datastream") is None:
             raise fail("no datastream plugin is configured", code=2)
         with Live(_tail_table(name, shown), console=console, auto_refresh=False) as live:
             try:
-                for frame in watch_predictions(stream, name, stop, alarms_only=alarms_only):
+                for frame in hub.watch_predictions(name, stop, alarms_only=alarms_only):
                     for record in frame.to_dict("records")[: None if count is None else count - seen]:
                         shown.append(record)
                         seen += 1

@@ -41,7 +41,7 @@ from framework.errors import (
 from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
 
-__all__ = ["CHAMPION", "ExperimentInfo", "ExperimentStore", "RunOutcome"]
+__all__ = ["CHAMPION", "MONITOR_UPDATED", "ExperimentInfo", "ExperimentStore", "RunOutcome"]
 
 log = logging.getLogger(__name__)
 
@@ -404,10 +404,11 @@ class ExperimentStore:
 
     def latest_monitoring(self, name: str) -> dict[str, Any] | None:
         """The newest interval any scorer of ``name`` logged to its monitoring run: rows, rate, alarm rate,
-        dead letters, lag, served version, and ``updated`` (epoch ms of that interval), or None."""
+        dead letters, lag, served version, ``updated`` (epoch ms of that interval) and whether the scorer ended its
+        run (``ended``), or None when no scorer has run."""
         runs = self.mlops.search_runs(
             name,
-            filter_string=f"tags.`{TAG_KIND}` = 'monitoring'",
+            filter_string=f"tags.`{TAG_KIND}` = 'monitor'",
             max_results=10,
             order_by=["attributes.start_time DESC"],
         )
@@ -416,13 +417,14 @@ class ExperimentStore:
             return None
         metrics = latest.metrics
         return {
-            "rows": metrics.get("rows"),
-            "rate": metrics.get("rate"),
+            "rows": metrics.get("rows_scored"),
+            "rate": metrics.get("rows_per_s"),
             "alarm_rate": metrics.get("alarm_rate"),
-            "dead_letters": metrics.get("dead_letters"),
-            "lag": metrics.get("lag"),
-            "served_version": int(metrics["served_version"]) if "served_version" in metrics else None,
+            "dead_letters": metrics.get("dead_lettered"),
+            "lag": metrics.get("consumer_lag"),
+            "served_version": int(metrics["model_version"]) if "model_version" in metrics else None,
             "updated": int(metrics[MONITOR_UPDATED]),
+            "ended": latest.status != "RUNNING",
             "run_id": latest.run_id,
         }
 

@@ -60,6 +60,7 @@ from framework.records import (
     encode_parts,
     load_frame,
 )
+from framework.store import MONITOR_UPDATED
 
 __all__ = [
     "ModelSource",
@@ -468,6 +469,7 @@ class StreamScorer:
             "dead_lettered": float(self.stats.dead_lettered - dead),
             "consumer_lag": float(lag),
             "model_version": float(self._model_version or 0),
+            MONITOR_UPDATED: time.time() * 1000.0,  # when this interval ended: a stale scorer shows as stopped
         }
         self._interval = (self.stats.records, self.stats.alarms, self.stats.dead_lettered, now)
         log.info(

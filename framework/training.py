@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from framework.errors import ExperimentNotFound
+from framework.errors import ExperimentNotFound, HubError
 from framework.Experiment import Experiment, Validation, coerce_timestamps
 from framework.plugins.mlops import RunRecord
 from framework.store import ExperimentStore
@@ -66,7 +66,7 @@ def train_version(
     with store.training_run(name, kind=kind, job_id=job_id, incarnation=incarnation) as run_id:
         store.log_params(run_id, {"n_rows": len(data), **experiment.params()})
         experiment.fit(data)
-        validation = experiment.validate()
+        validation = experiment.validate(reference=_champion_model(store, name, experiment))
         metrics = {**experiment.metrics_, **{f"validation.{k}": v for k, v in validation.metrics.items()}}
         store.log_metrics(run_id, metrics)
         figures = experiment.figures()
@@ -83,6 +83,18 @@ def train_version(
         )
     log.info("trained %s: run %s, version %s, promoted=%s", name, run_id, version, promoted)
     return TrainResult(name, run_id, version, metrics, promoted, validation, job_id, list(figures))
+
+
+def _champion_model(store: ExperimentStore, name: str, experiment: Experiment) -> Experiment | None:
+    """The fitted champion, for types whose gate compares with it; None without one, or when it cannot load."""
+    if not experiment.compares_with_champion or (champion := store.champion(name)) is None:
+        return None
+    try:
+        reference = store.load_model(name, champion.version)
+    except HubError as exc:
+        log.warning("%s: champion v%s not loaded for the comparison: %s", name, champion.version, exc)
+        return None
+    return reference if type(reference) is type(experiment) else None
 
 
 def result_of_run(run: RunRecord) -> TrainResult:

@@ -177,6 +177,45 @@ def test_jobs_page_links_each_training_to_its_version(open_server, browser):
     assert text.count("finished") >= 4 and "v2" in text and "UTC" in text
 
 
+def test_live_chart_gains_points_and_shows_the_alarm_episode(open_server, browser, process_data):
+    import threading
+
+    import pandas as pd
+
+    from framework.config import default_config
+    from framework.ExperimentHub import ExperimentHub
+
+    test = process_data[1]
+    step = test.index[(test["fault_type"] == "step")][0]  # stop inside a step fault: its episode stays open
+    rows = test.loc[: step + 60].drop(columns=["fault", "fault_type"])
+    page = browser.page
+    page.goto(f"{open_server.url}/ui/experiments/pump-b")
+    page.wait_for_selector("#versions td.champion")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPERIMENTHUB_HOME", str(open_server.home))
+        hub = ExperimentHub.from_hub_config(default_config())
+    stop = threading.Event()
+    scorer = threading.Thread(target=hub.stream, args=("pump-b", stop), kwargs={"batch_size": 5}, daemon=True)
+    scorer.start()
+    try:
+        first, rest = rows.iloc[:100], rows.iloc[100:]
+        hub.publish_records("pump-b", first, batch_size=20)
+        page.wait_for_function("document.getElementById('live-chart').data?.[0]?.x?.length >= 100", timeout=60_000)
+        before = page.evaluate("document.getElementById('live-chart').data[0].x.length")
+        hub.publish_records("pump-b", pd.DataFrame(rest), batch_size=20)
+        page.wait_for_function(f"document.getElementById('live-chart').data[0].x.length >= {len(rows)}", timeout=90_000)
+        assert page.evaluate("document.getElementById('live-chart').data[0].x.length") > before
+        page.wait_for_selector("#episode .state-bad", timeout=30_000)  # the open episode and its sensors
+        assert "ALARM since" in page.locator("#episode").inner_text()
+        assert page.locator("#episode td").count() >= 2
+        assert page.evaluate("document.getElementById('live-chart').data[2].x.length") > 0  # alarm markers
+        assert "UTC" in page.locator("#live-status").inner_text()
+    finally:
+        stop.set()
+        scorer.join(timeout=60)
+        hub.shutdown()
+
+
 def test_with_a_key_the_page_shows_only_the_login(key_server, browser):
     page = browser.page
     response = page.goto(f"{key_server.url}/ui")

@@ -135,6 +135,18 @@ class LiveFeed:
         return [(feature, total / rows) for feature, total in ranked]
 
 
+def _utc_iso(frame: Any) -> Any:
+    """Datetime columns as ISO-8601 strings with their zone (UTC when naive), for JSON and the browser."""
+    import pandas as pd
+
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            utc = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+            frame = frame.assign(**{column: utc.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+    return frame
+
+
 def _number(value: Any) -> float | None:
     try:
         number = float(value)
@@ -174,8 +186,8 @@ class LiveFeeds:
     def _watch(self, name: str, feed: LiveFeed) -> None:
         while not self._stop.is_set():
             try:
-                for message in self._hub.watch_predictions(name, stop=self._stop):
-                    feed.add(message.get("records") or [])
+                for frame in self._hub.watch_predictions(name, self._stop):
+                    feed.add(_utc_iso(frame).to_dict("records"))
             except Exception:  # the tap went away (broker restart): wait, then watch again
                 self._stop.wait(2.0)
 
@@ -325,7 +337,8 @@ def _live_status(hub: ExperimentHub, name: str) -> dict[str, Any] | None:
     if latest is None:
         return None
     updated = latest.get("updated")
-    running = updated is not None and time.time() * 1000 - updated < STALE_AFTER_S * 1000
+    fresh = updated is not None and time.time() * 1000 - updated < STALE_AFTER_S * 1000
+    running = fresh and not latest.get("ended")
     return {**latest, "running": running}
 
 

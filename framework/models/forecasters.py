@@ -408,7 +408,37 @@ class CES(_StatsForecastModel):
         return f"CES({self.model_.model_.get('seasontype', '?')})"
 
 
-class STLForecaster(Forecaster):
+class _FrozenSeasons(Forecaster):
+    """Seasonal profiles frozen at fit time (``_profiles``: ``profile[t % len(profile)]`` at position ``t``) plus an
+    AutoETS ``ets_`` on the adjusted series: forecasting from a new origin is one ETS pass, and causal."""
+
+    needs = "statsforecast"
+
+    @abstractmethod
+    def _profiles(self) -> list[np.ndarray]: ...
+
+    def _season(self, start: int, n: int) -> np.ndarray:
+        t = np.arange(start, start + n)
+        return sum((prof[t % len(prof)] for prof in self._profiles()), np.zeros(n))
+
+    def _adjust(self, y: np.ndarray) -> np.ndarray:
+        return y - self._season(0, len(y))
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pct = _level_key(level) if level is not None else None
+        out = self.ets_.forward(y=self._adjust(y), h=h, level=[pct] if pct is not None else None)
+        season = self._season(len(y), h)
+        mean = np.asarray(out["mean"]) + season
+        if pct is None:
+            return mean, mean, mean
+        return mean, np.asarray(out[f"lo-{pct}"]) + season, np.asarray(out[f"hi-{pct}"]) + season
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        fitted = self.ets_.forward(y=self._adjust(y), h=1, fitted=True)["fitted"]
+        return np.asarray(fitted, dtype="float64") + self._season(0, len(y))
+
+
+class STLForecaster(_FrozenSeasons):
     """Robust STL (statsmodels); the last seasonal cycle is frozen and ETS models the adjusted series.
 
     Freezing the seasonal profile keeps one-step forecasts causal: a new spike cannot leak into its own forecast.
@@ -442,24 +472,8 @@ class STLForecaster(Forecaster):
             if key in self.ets_.model_:
                 self.ets_.model_[key] = None
 
-    def _season(self, start: int, n: int) -> np.ndarray:
-        return self.profile_[np.arange(start, start + n) % len(self.profile_)]
-
-    def _adjust(self, y: np.ndarray) -> np.ndarray:
-        return y - self._season(0, len(y))
-
-    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pct = _level_key(level) if level is not None else None
-        out = self.ets_.forward(y=self._adjust(y), h=h, level=[pct] if pct is not None else None)
-        season = self._season(len(y), h)
-        mean = np.asarray(out["mean"]) + season
-        if pct is None:
-            return mean, mean, mean
-        return mean, np.asarray(out[f"lo-{pct}"]) + season, np.asarray(out[f"hi-{pct}"]) + season
-
-    def _one_step(self, y: np.ndarray) -> np.ndarray:
-        fitted = self.ets_.forward(y=self._adjust(y), h=1, fitted=True)["fitted"]
-        return np.asarray(fitted, dtype="float64") + self._season(0, len(y))
+    def _profiles(self) -> list[np.ndarray]:
+        return [self.profile_]
 
     def describe(self) -> str:
         return f"STL+{self.ets_.model_.get('method', 'ETS')}"
@@ -715,7 +729,7 @@ class Combination(Forecaster):
         return f"{self.params_['method']}({', '.join(m.describe() for m in self.members_.values())})"
 
 
-class MSTLForecaster(Forecaster):
+class MSTLForecaster(_FrozenSeasons):
     """Several seasonal periods (hourly: day and week) removed by MSTL (statsmodels), AutoETS on the rest.
 
     Like ``stl``, the last cycle of each seasonal component is frozen at fit time, so forecasting from a new
@@ -752,25 +766,8 @@ class MSTLForecaster(Forecaster):
             if key in self.ets_.model_:
                 self.ets_.model_[key] = None
 
-    def _season(self, start: int, n: int) -> np.ndarray:
-        t = np.arange(start, start + n)
-        return sum((prof[t % len(prof)] for prof in self.profiles_), np.zeros(n))
-
-    def _adjust(self, y: np.ndarray) -> np.ndarray:
-        return y - self._season(0, len(y))
-
-    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pct = _level_key(level) if level is not None else None
-        out = self.ets_.forward(y=self._adjust(y), h=h, level=[pct] if pct is not None else None)
-        season = self._season(len(y), h)
-        mean = np.asarray(out["mean"]) + season
-        if pct is None:
-            return mean, mean, mean
-        return mean, np.asarray(out[f"lo-{pct}"]) + season, np.asarray(out[f"hi-{pct}"]) + season
-
-    def _one_step(self, y: np.ndarray) -> np.ndarray:
-        fitted = self.ets_.forward(y=self._adjust(y), h=1, fitted=True)["fitted"]
-        return np.asarray(fitted, dtype="float64") + self._season(0, len(y))
+    def _profiles(self) -> list[np.ndarray]:
+        return self.profiles_
 
     def describe(self) -> str:
         return f"MSTL({', '.join(map(str, self.periods_)) or 'none'})+{self.ets_.model_.get('method', 'ETS')}"
