@@ -63,6 +63,7 @@ class ExperimentHub:
         self._models: OrderedDict[tuple[str, int, str | None], Experiment] = OrderedDict()
         self._models_lock = threading.Lock()
         self._resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
+        self._served: dict[tuple[str, int | None, str | None, int], tuple[float, dict[str, Any]]] = {}
         self.resolve_ttl_s = RESOLVE_TTL_S
         self._local_jobs: LocalExecutor | None = None
 
@@ -333,9 +334,10 @@ class ExperimentHub:
         chosen = self.store.resolve_version(name, version=version, alias=alias)
         with self._models_lock:
             self._resolved[request] = (time.monotonic(), chosen)
-            if len(self._resolved) > 4 * MODEL_CACHE_SIZE:  # bounded: drop the oldest answers
-                for stale in sorted(self._resolved, key=lambda k: self._resolved[k][0])[:MODEL_CACHE_SIZE]:
-                    del self._resolved[stale]
+            for answers in (self._resolved, self._served):
+                if len(answers) > 4 * MODEL_CACHE_SIZE:  # bounded: drop the oldest answers
+                    for stale in sorted(answers, key=lambda k: answers[k][0])[:MODEL_CACHE_SIZE]:
+                        del answers[stale]
         return chosen
 
     def _forget(self, name: str) -> None:
@@ -345,6 +347,8 @@ class ExperimentHub:
                 del self._models[key]
             for request in [k for k in self._resolved if k[0] == name]:
                 del self._resolved[request]
+            for served in [k for k in self._served if k[0] == name]:
+                del self._served[served]
 
     def predict(
         self, name: str, data: DataInput | None = None, *, version: int | None = None, alias: str | None = None
@@ -357,10 +361,18 @@ class ExperimentHub:
         from framework.records import load_frame
 
         store = self.store
-        chosen = store.resolve_version(name, version=version, alias=alias)
+        chosen = self._resolve(name, version, alias)  # trusted for resolve_ttl_s, like load()
         model = self._load_version(name, chosen)
         result = _utc(model.predict(load_frame(data)) if data is not None else model.predict(None))
-        result.attrs.update(self._served_by(store, name, chosen, asked=version is not None or alias is not None))
+        asked = version is not None or alias is not None
+        key = (name, version, alias, chosen.version)
+        with self._models_lock:
+            cached = self._served.get(key)
+        if cached is None or time.monotonic() - cached[0] >= self.resolve_ttl_s:  # trusted as long as _resolve
+            cached = (time.monotonic(), self._served_by(store, name, chosen, asked=asked))
+            with self._models_lock:
+                self._served[key] = cached
+        result.attrs.update(cached[1])
         return result
 
     @staticmethod

@@ -41,7 +41,7 @@ class GateExperiment(Experiment):
 
         return {"level": go.Figure(go.Scatter(y=[self.mean_]))}
 
-    def validate(self):
+    def validate(self, reference=None):
         passed = bool(self.spec.threshold.get("passes", True))
         return Validation(passed, "forced by spec", {"gate": float(passed)})
 

@@ -149,12 +149,12 @@ def test_a_hung_mlflow_costs_seconds_and_never_blocks_io_free_routes(stalling_ap
 
         proxy.stall()
         cached = client.post(f"/experiments/{name}/predict", json={"records": live})
-        assert cached.status_code == 200, "a cached champion needs no store call within the resolve TTL"
+        assert cached.status_code == 200, f"a cached champion needs no store call within the TTL: {cached.text}"
         time.sleep(6)  # past the TTL: the next predicts must ask the hung store
 
         def predict() -> tuple[int, float]:
-            start = time.monotonic()
-            with httpx.Client(base_url=server.url, timeout=120) as own:
+            with httpx.Client(base_url=server.url, timeout=120) as own:  # building a client costs CPU: not timed
+                start = time.monotonic()
                 answer = own.post(f"/experiments/{name}/predict", json={"records": live})
             return answer.status_code, time.monotonic() - start
 
