@@ -23,7 +23,7 @@ def run(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
 def workdir(tmp_path):
     from framework.datasets.process import make_process
 
-    train, test = make_process(n_normal=1500, n_test=400, seed=5)
+    train, test = make_process(n_normal=3000, n_test=400, seed=5)  # enough hold-out rows for the gate
     train.to_csv(tmp_path / "train.csv", index=False)
     test.drop(columns=["fault", "fault_type"]).to_parquet(tmp_path / "live.parquet")
     (tmp_path / "spec.yaml").write_text("model: {name: pca}\ntimestamp: timestamp\n")
