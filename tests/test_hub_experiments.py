@@ -7,12 +7,14 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 
-from framework.config import HubConfig
+from framework.config import ExperimentSpec, HubConfig
 from framework.errors import ConfigError, ConflictError, DataValidationError, ExperimentNotFound, JobFailed
 from framework.Experiment import Experiment, Validation
 from framework.ExperimentHub import ExperimentHub
@@ -22,8 +24,14 @@ warnings.filterwarnings("ignore", category=UserWarning)
 SPEC = {"model": {"name": "pca"}, "timestamp": "timestamp", "label": "fault"}
 
 
+class GateSpec(ExperimentSpec):
+    threshold: dict[str, Any] = pydantic.Field(default_factory=dict)  # {"passes": false} makes the gate refuse
+
+
 class GateExperiment(Experiment):
     """A tiny experiment whose champion gate is set by its spec: tests the hub's promotion logic alone."""
+
+    spec_model = GateSpec
 
     def fit(self, df):
         self.mean_ = float(df["x"].mean())
