@@ -291,11 +291,12 @@ class StreamScorer:
             if good:
                 self._refresh_model()
                 scored, state = self._score(good)
-                self._publish_predictions(scored)
-                self.stream.ack([item.delivery for item, _ in scored])
-                self._state = state
-                self._absorb(scored)
-                self._after_batch(scored)
+                if scored:  # every message may have been dead-lettered by the model (wrong columns)
+                    self._publish_predictions(scored)
+                    self.stream.ack([item.delivery for item, _ in scored])
+                    self._state = state
+                    self._absorb(scored)
+                    self._after_batch(scored)
         except Exception as exc:
             log.error(
                 "batch of %d message(s) failed and goes back to the queue: %s",
