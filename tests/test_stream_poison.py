@@ -224,3 +224,31 @@ def test_on_a_classic_queue_the_scorer_counts_failed_batches(trained, process):
     assert dead.message_id == "stuck"
     assert "redelivered 3 times" in dead.headers[REASON_HEADER]
     assert "the broker refused this prediction" in dead.headers[REASON_HEADER]  # the last error, for the operator
+
+
+def test_a_far_future_record_is_dead_lettered_and_the_forecaster_goes_on(tmp_path):
+    """One record at 2262 took 455 s of CPU and moved the scorer's forecaster past every later real row: now it
+    is refused at once (10x the horizon is the default limit) and the real rows after it are scored and absorbed."""
+    from framework.datasets.series import make_series
+
+    series = make_series(n=24 * 7 * 5, seed=4).drop(columns=["is_anomaly"])
+    history, live = series.iloc[: 24 * 7 * 4], series.iloc[24 * 7 * 4 :]
+    config = config_dict(tmp_path / "home", "local")
+    config["experiments"] = [
+        {"name": "time_series", "module": "framework.TimeSeriesAnalysis", "class": "TimeSeriesExperiment"}
+    ]
+    with ExperimentHub.from_hub_config(HubConfig.model_validate(config)) as hub:
+        hub.create_experiment("load", "time_series", {"model": {"name": "ets"}, "horizon": 24})
+        hub.train("load", history)
+        stream = hub.get_plugin("datastream")
+        first = hub.publish_records("load", live.iloc[:24], batch_size=24)
+        bomb = {"timestamp": "2262-01-01T00:00:00Z", "value": 1.0}
+        stream.publish(input_queue("load"), [OutgoingMessage(json.dumps([bomb]).encode(), message_id="2262")])
+        later = hub.publish_records("load", live.iloc[24:], batch_size=24)
+        scorer = StreamScorer(hub, stream, "load", batch_size=1)
+        scorer_run(scorer, stream, "load", settled=len(first) + 1 + len(later))
+        assert set(drain(stream, predictions_of("load"))) == set(first) | set(later)
+        (dead,) = pull_all(stream, dead_letter_queue("load"))
+        assert dead.message_id == "2262" and dead.headers["x-error-field"] == "timestamp"
+        assert "over the limit of 240 (max_steps_ahead" in dead.headers[REASON_HEADER]
+        assert scorer._model.index_[-1] == live["timestamp"].iloc[-1]  # it absorbed the real rows after the bomb
