@@ -648,5 +648,9 @@ def test_deep_bodies_and_version_with_alias_are_422_not_500(server):
         assert_error(client.post(f"/experiments/{name}/train", content=deep, headers=headers), 422, "validation_error")
         huge = f'{{"records": [{{"s01": 1, "s02": {10**400}}}, {{"s01": 2, "s02": 3}}]}}'
         assert_error(client.post(f"/experiments/{name}/train", content=huge, headers=headers), 422, "validation_error")
+        repeated = '{"records": [{"s01": 1, "s02": 2, "s01": 3}]}'  # a JSON parser keeps the last s01 silently
+        for route in ("train", "predict"):
+            response = client.post(f"/experiments/{name}/{route}", content=repeated, headers=headers)
+            assert_error(response, 422, "validation_error", "s01")
         both = client.post(f"/experiments/{name}/predict?version=1&alias=champion", json={"records": [{"s01": 1}]})
         assert_error(both, 422, "validation_error", "alias")
