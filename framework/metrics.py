@@ -138,7 +138,7 @@ def range_precision_recall(
     both = y & a
     pieces = both & ~np.concatenate([[False], both[:-1]])  # each run of both lies in one R_i and one P_j
     scores = []
-    for mask, other_starts in ((y, a), (a, y)):  # recall over the real ranges, then precision over the predicted
+    for mask in (y, a):  # recall over the real ranges, then precision over the predicted ones
         starts, ends = episodes(mask)
         if not len(starts):
             scores.append(float("nan"))
