@@ -154,7 +154,7 @@ def run(series: tuple[str, ...], models: tuple[str, ...], replicates: int, progr
         s = panel[name]
         cut = int(TRAIN_SHARE * len(s.y))
         train, rest = s.y[:cut], s.y[cut:]
-        index = pd.date_range("2000-01-01", periods=len(s.y), freq=FREQ[s.m])
+        index = pd.date_range("1700-01-01", periods=len(s.y), freq=FREQ[s.m])
         t0 = time.perf_counter()
         sigma = local_sigma(peer_flags(train, rest, s.m)[2], s.m)
         rng = np.random.default_rng([SEED, zlib.crc32(name.encode())])
