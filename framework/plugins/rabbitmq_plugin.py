@@ -526,14 +526,17 @@ class RabbitMQPlugin(DataStreamPlugin):
         number = info["delivery_tag"]
         session.outstanding.add(number)
         stamp = props.get("timestamp")
+        headers = dict(props.get("application_headers") or {})
+        earlier = headers.get("x-delivery-count")  # quorum queues: deliveries before this one
         return Delivery(
             body=message.body,
             tag=_Tag(session, session.epoch, number),
             message_id=props.get("message_id"),
-            headers=dict(props.get("application_headers") or {}),
+            headers=headers,
             content_type=props.get("content_type"),
             redelivered=bool(info.get("redelivered")),
             timestamp=float(stamp) if isinstance(stamp, int | float) else None,
+            delivery_count=earlier + 1 if isinstance(earlier, int) else None,
         )
 
     # ------------------------------------------------------------------ settle
