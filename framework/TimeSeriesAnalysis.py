@@ -586,7 +586,7 @@ class TimeSeriesExperiment(Experiment):
         previous observation for ``observed`` rows (scoring and updating fill the gap in between), past the last
         observation for forecast timestamps. Either way the work stays bounded by the rows sent."""
         positions = self._grid_positions(ts, self.offset_, self.anchor_)
-        limit = self.spec.max_steps_ahead or 10 * self.horizon_
+        limit = getattr(self.spec, "max_steps_ahead", None) or 10 * self.horizon_  # a 0.1.0 pickle has none
         last = len(self.index_) - 1
         ordered = np.sort(positions)
         jumps = np.diff(ordered, prepend=last) if observed else ordered - last
