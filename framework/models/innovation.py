@@ -201,7 +201,7 @@ class VARInnovation:
         return [
             self.innovation_.score(innovations, contributions=False).score / self.scales_[0],
             self.level_.score(Z, contributions=False).score / self.scales_[1],
-            np.einsum("ij,jk,ik->i", w, self.ewma_precision_, w) / self.scales_[2],
+            np.einsum("ij,ij->i", w @ self.ewma_precision_, w) / self.scales_[2],  # w' P w through BLAS
         ]
 
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
