@@ -5,8 +5,9 @@ The hub persists a fitted experiment through the MLOps plugin (it must pickle) a
 
 Data policy shared by every experiment type (documented in the README):
 
-- **Timestamps** may be datetimes, ISO-8601 strings, or epoch numbers: values above 1e11 are read as epoch
-  milliseconds, smaller ones as epoch seconds. Time zones are converted to UTC and dropped.
+- **Timestamps** may be datetimes, ISO-8601 strings, or epoch numbers, whose unit is read from the column's
+  largest magnitude: below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, else nanoseconds
+  (each cut-off is the year 5138 in the smaller unit). Time zones are converted to UTC and dropped.
 - **Features** default to every numeric column except the timestamp and the label.
 - **Missing values**: ``fit`` drops rows with a missing feature value (with a warning);
   ``predict`` fills a missing value with the training median of that feature (with a warning).
@@ -29,7 +30,8 @@ from framework.errors import DataValidationError
 
 __all__ = ["DataQualityWarning", "Experiment", "Validation", "coerce_timestamps", "flatten_params"]
 
-EPOCH_MS_CUTOFF = 1e11  # 1e11 s is the year 5138; anything larger is milliseconds
+# An epoch number's unit by magnitude: below 1e11 (the year 5138 in seconds) seconds, and so on up to nanoseconds.
+EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
 
 
 class DataQualityWarning(UserWarning):
@@ -46,14 +48,11 @@ class Validation:
 
 
 def coerce_timestamps(values: pd.Series, column: str) -> pd.Series:
-    """Parse datetimes, ISO strings, epoch seconds or epoch milliseconds into naive UTC ``datetime64``."""
+    """Parse datetimes, ISO strings or epoch numbers (s, ms, µs or ns, by magnitude) into naive UTC ``datetime64``."""
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values if values.dt.tz is None else values.dt.tz_convert("UTC")  # naive: taken as UTC
     elif pd.api.types.is_numeric_dtype(values):
-        numbers = values.astype("float64")
-        largest = np.nanmax(np.abs(numbers.to_numpy())) if numbers.notna().any() else 0.0
-        unit = "ms" if largest > EPOCH_MS_CUTOFF else "s"
-        parsed = pd.to_datetime(numbers, unit=unit, utc=True, cache=False)
+        parsed = _parse_epochs(values, column)
     else:
         try:
             parsed = pd.to_datetime(values, utc=True, format="ISO8601", cache=False)
@@ -64,6 +63,21 @@ def coerce_timestamps(values: pd.Series, column: str) -> pd.Series:
     if parsed.isna().any():
         raise DataValidationError(f"{int(parsed.isna().sum())} missing or unreadable timestamp(s)", field=column)
     return parsed if parsed.dt.tz is None else parsed.dt.tz_localize(None)
+
+
+def _parse_epochs(values: pd.Series, column: str) -> pd.Series:
+    """Epoch numbers in the unit their largest magnitude implies (``EPOCH_UNITS``); integers keep every digit."""
+    numbers = values if pd.api.types.is_integer_dtype(values) else values.astype("float64")
+    finite = numbers.to_numpy(dtype="float64")
+    finite = finite[np.isfinite(finite)]
+    largest = float(np.abs(finite).max()) if finite.size else 0.0
+    unit = next((unit for cut, unit in EPOCH_UNITS if largest < cut), "ns")
+    try:
+        return pd.to_datetime(numbers, unit=unit, utc=True, cache=False)
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        raise DataValidationError(
+            f"epoch timestamps up to {largest:.3g} ({unit}) are outside the years 1677-2262", field=column
+        ) from None
 
 
 def flatten_params(value: Any, prefix: str = "") -> dict[str, Any]:

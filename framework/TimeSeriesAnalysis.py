@@ -95,6 +95,9 @@ class TimeSeriesSpec(ExperimentSpec):
     max_grid_rows: int = Field(
         default=1_000_000, ge=1, le=50_000_000, description="most rows the regular grid of `frequency` may have"
     )
+    max_steps_ahead: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="refuse timestamps further past the last observation; 10x horizon"
+    )
 
     threshold: dict[str, Any] = Field(default_factory=dict, description="refused: see anomaly.threshold")
 
@@ -286,6 +289,7 @@ class TimeSeriesExperiment(Experiment):
             ts, values = ts[keep], values[keep]
         if ts.empty:
             return self
+        self._positions(ts)  # refuses a timestamp too far ahead before the grid is built
         grid, y = self._to_grid(ts, values, self.offset_, self.anchor_)
         new = grid > self.index_[-1]
         joined = _fill_gaps(np.concatenate([self.model_.y_[-1:], y[new]]), self.seasonal_period_, self.spec.max_gap)
@@ -304,7 +308,7 @@ class TimeSeriesExperiment(Experiment):
         if self.spec.target in df.columns:
             return self._score(df)
         ts, _ = self._read(df, require_target=False)
-        positions = self._positions(ts)
+        positions = self._positions(ts, observed=False)
         last = len(self.index_) - 1
         if (positions <= last).any():
             raise DataValidationError(
@@ -523,8 +527,25 @@ class TimeSeriesExperiment(Experiment):
             return grid.searchsorted(ts.to_numpy(), side="right") - 1
         return np.rint((ts - anchor).to_numpy() / delta.to_timedelta64()).astype("int64")
 
-    def _positions(self, ts: pd.Series) -> np.ndarray:
-        return self._grid_positions(ts, self.offset_, self.anchor_)
+    def _positions(self, ts: pd.Series, *, observed: bool = True) -> np.ndarray:
+        """Grid steps of ``ts`` from the anchor. A step too far past the data before it is refused: past the
+        previous observation for ``observed`` rows (scoring and updating fill the gap in between), past the last
+        observation for forecast timestamps. Either way the work stays bounded by the rows sent."""
+        positions = self._grid_positions(ts, self.offset_, self.anchor_)
+        limit = self.spec.max_steps_ahead or 10 * self.horizon_
+        last = len(self.index_) - 1
+        ordered = np.sort(positions)
+        jumps = np.diff(ordered, prepend=last) if observed else ordered - last
+        if (jumps > limit).any():
+            worst = int(np.argmax(jumps))
+            since = "the observation before it" if observed and worst > 0 else f"the last observation {self.index_[-1]}"
+            raise DataValidationError(
+                f"{self.anchor_ + self.offset_ * int(ordered[worst])} is {int(jumps[worst])} steps of "
+                f"{self.offset_.freqstr} past {since}, over the limit of {limit} (max_steps_ahead, default 10 x "
+                "horizon)",
+                field=self.spec.timestamp,
+            )
+        return positions
 
     def _to_grid(
         self, ts: pd.Series, values: np.ndarray, offset: pd.DateOffset, anchor: pd.Timestamp

@@ -325,6 +325,8 @@ def _arrow_table(body: bytes) -> tuple[str | None, Any]:
         table = pa.ipc.open_stream(body).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataValidationError(f"not an Arrow IPC stream: {exc}", field="body") from None
+    if len(set(table.column_names)) != len(table.column_names):
+        raise DataValidationError("column names repeat", field="columns")
     message_id = (table.schema.metadata or {}).get(b"id")
     return (None if message_id is None else message_id.decode(errors="replace")), table
 

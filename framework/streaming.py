@@ -3,18 +3,21 @@
 Per micro-batch (N messages or T ms, whichever comes first):
 
 1. decode every message (``records.decode_body``: records or split JSON, or Arrow IPC); a bad one goes to
-   ``<name>.input.dead-letter`` with the reason in the ``x-error-reason`` header (and the field in
-   ``x-error-field``);
+   ``<name>.input.dead-letter`` with the reason in the ``x-error-reason`` header (the field in ``x-error-field``
+   and the exception type in ``x-error-type``). So does a message delivered more than ``max_redeliveries`` times
+   without being scored (a poison message that keeps failing its batch, or kills its scorer);
 2. predict once for all good records (vectorised) with ``Experiment.predict_stream``, continuing the state of
-   the previous batch (alarm persistence, lags), so results never depend on how the stream was batched; if the
-   model refuses the batch, score message by message to isolate the bad ones, which go to the dead-letter queue;
+   the previous batch (alarm persistence, lags), so results never depend on how the stream was batched; if that
+   raises anything, score message by message to isolate the bad ones, which go to the dead-letter queue;
 3. publish one prediction message per input message, in the input's format unless ``output_format`` says
    otherwise (``input_id`` names the input, ``timestamp`` is the scoring time), and wait for the confirms;
 4. only then ack the inputs and keep the new state. A failure before that rejects them back onto the queue
    (redelivered later) and keeps the old state.
 
 A crash at any point therefore re-delivers the batch: predictions are at-least-once, and the prediction's
-``message_id`` equals the input's so consumers can de-duplicate. Several scorers on one queue compete (each
+``message_id`` equals the input's so consumers can de-duplicate. The input id is the body's ``id``, else the
+AMQP ``message_id``, else ``sha256:`` and the first 32 hex digits of the body's SHA-256 (stable across
+redeliveries). Several scorers on one queue compete (each
 carries its own state, so state spans batches only within one scorer).
 
 The scorer knows the hub only through ``ModelSource``, the "model in service" protocol.
@@ -23,6 +26,7 @@ The scorer knows the hub only through ``ModelSource``, the "model in service" pr
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +36,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -41,7 +46,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from framework.errors import ConfigError, DataValidationError, HubError, redact
+from framework.errors import ConfigError, DataValidationError, HubError, PluginUnavailable, redact
 from framework.Experiment import Experiment
 from framework.monitoring import MonitorUpdate, StreamMonitor, json_safe
 from framework.plugins.datastream import (
@@ -83,6 +88,9 @@ log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-error-reason"
 FIELD_HEADER = "x-error-field"
+TYPE_HEADER = "x-error-type"
+MAX_REDELIVERIES = 5
+_REMEMBERED_FAILURES = 10_000  # input ids whose failed deliveries one scorer remembers (oldest forgotten first)
 
 
 class ModelSource(Protocol):
@@ -235,13 +243,16 @@ class StreamScorer:
         model_refresh_s: float = 30.0,
         log_every_s: float = 10.0,
         output_format: str | None = None,
+        max_redeliveries: int = MAX_REDELIVERIES,
     ) -> None:
         if output_format is not None and output_format not in FORMATS:
             raise ConfigError(f"choose one of {', '.join(FORMATS)}", field="output_format")
+        if max_redeliveries < 0:
+            raise ConfigError("must be 0 or more", field="max_redeliveries")
         self.models, self.stream, self.name = models, stream, name
         self.batch_size, self.batch_timeout_ms = batch_size, batch_timeout_ms
         self.max_message_bytes, self.model_refresh_s, self.log_every_s = max_message_bytes, model_refresh_s, log_every_s
-        self.output_format = output_format
+        self.output_format, self.max_redeliveries = output_format, max_redeliveries
         self.stats = StreamStats()
         self._model: Any = None
         self._model_version: int | None = None
@@ -251,7 +262,9 @@ class StreamScorer:
         self._model_checked_at = float("-inf")
         self._last_log = time.monotonic()
         self._monitor: StreamMonitor | None = None
-        self._settled: set[int] = set()  # deliveries of the current batch already acked (dead-lettered)
+        self._settled: set[int] = set()  # deliveries of the current batch already acked (dead-lettered or scored)
+        # failed deliveries per input key, for transports that do not count deliveries: (failures, last error)
+        self._failures: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self.scorer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._monitor_run: str | None = None
         self._interval = (0, 0, 0, time.monotonic())  # records, alarms, dead-lettered at the interval's start
@@ -287,23 +300,27 @@ class StreamScorer:
         self._settled.clear()
         self._together = self._together_input = None
         try:
-            good = self._decode_all(deliveries)
+            good = self._decode_all(self._drop_poison(deliveries))
             if good:
                 self._refresh_model()
                 scored, state = self._score(good)
                 if scored:  # every message may have been dead-lettered by the model (wrong columns)
                     self._publish_predictions(scored)
                     self.stream.ack([item.delivery for item, _ in scored])
+                    self._settled.update(id(item.delivery) for item, _ in scored)
                     self._state = state
+                    for item, _ in scored:
+                        self._failures.pop(_delivery_key(item.delivery), None)
                     self._absorb(scored)
                     self._after_batch(scored)
         except Exception as exc:
-            log.error(
-                "batch of %d message(s) failed and goes back to the queue: %s",
-                len(deliveries),
-                redact(f"{type(exc).__name__}: {exc}"),
-            )
+            error = redact(f"{type(exc).__name__}: {exc}")
             unsettled = [d for d in deliveries if id(d) not in self._settled]
+            log.error(
+                "batch of %d message(s) failed; %d go back to the queue: %s", len(deliveries), len(unsettled), error
+            )
+            if not isinstance(exc, PluginUnavailable):  # a transport outage is no message's fault
+                self._count_failures(unsettled, error)
             try:
                 self.stream.reject(unsettled, requeue=True)
             except HubError as reject_error:  # the connection is gone: the broker redelivers them anyway
@@ -313,22 +330,52 @@ class StreamScorer:
         self.stats.batches += 1
         self._log_progress()
 
+    def _drop_poison(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Dead-letter the deliveries redelivered more than ``max_redeliveries`` times; return the others.
+
+        The count is the transport's (the local queue, RabbitMQ quorum queues), else the failed batches this
+        scorer saw the message in (RabbitMQ classic queues: a message that kills its scorer is not counted)."""
+        keep, poison = [], []
+        for delivery in deliveries:
+            failures, last_error = self._failures.get(_delivery_key(delivery), (0, ""))
+            redeliveries = max(failures, (delivery.delivery_count or 1) - 1)
+            if redeliveries <= self.max_redeliveries:
+                keep.append(delivery)
+                continue
+            reason = f"redelivered {redeliveries} times without being scored"
+            exc = DataValidationError(reason + (f"; last error: {last_error}" if last_error else ""), field="")
+            poison.append((delivery, exc))
+        self.stats.messages += len(poison)
+        self._dead_letter(poison)
+        for delivery, _ in poison:
+            self._failures.pop(_delivery_key(delivery), None)
+        return keep
+
+    def _count_failures(self, deliveries: list[Delivery], error: str) -> None:
+        for delivery in deliveries:
+            key = _delivery_key(delivery)
+            failures, _ = self._failures.pop(key, (0, ""))
+            self._failures[key] = (failures + 1, error)
+        while len(self._failures) > _REMEMBERED_FAILURES:
+            self._failures.popitem(last=False)
+
     def _decode_all(self, deliveries: list[Delivery]) -> list[_Item]:
+        """Decode each message; one that raises anything is dead-lettered with its reason."""
         good, bad = [], []
         for delivery in deliveries:
             try:
                 message = decode_body(delivery.body, delivery.content_type, self.max_message_bytes)
-            except DataValidationError as exc:
+            except Exception as exc:
                 bad.append((delivery, exc))
                 continue
-            message_id = message.message_id or delivery.message_id or _fallback_id(delivery)
+            message_id = message.message_id or delivery.message_id or _body_id(delivery.body)
             good.append(_Item(delivery, message_id, message))
         self.stats.messages += len(deliveries)
         self._dead_letter(bad)
         return good
 
     def _score(self, items: list[_Item]) -> tuple[Scored, Any]:
-        """Predict all items at once; on a data error, one by one so only the bad messages are dead-lettered.
+        """Predict all items at once; if that raises, one by one so only the bad messages are dead-lettered.
 
         Returns the predictions and the model's state after them (not yet kept: see ``handle``).
         """
@@ -338,13 +385,13 @@ class StreamScorer:
                 scored, state = self._predict_together(items)
                 if scored is not None:
                     return scored, state
-            except DataValidationError:
-                pass
+            except Exception as exc:  # the messages one by one tell which one it was
+                log.info("stream %s: batch refused (%s); scoring message by message", self.name, type(exc).__name__)
         scored, bad, state = [], [], self._state
         for item in items:
             try:
                 predictions, state = self._model.predict_stream(item.message.to_frame(), state)
-            except DataValidationError as exc:
+            except Exception as exc:
                 bad.append((item.delivery, exc))
                 continue
             scored.append((item, predictions))
@@ -397,24 +444,32 @@ class StreamScorer:
         self.stats.alarms += sum(int(p["is_anomaly"].sum()) for _, p in scored if "is_anomaly" in p.columns)
         self.stats.predictions_published += len(messages)
 
-    def _dead_letter(self, bad: list[tuple[Delivery, DataValidationError]]) -> None:
-        """Publish each bad message to the dead-letter queue with its reason, then ack it."""
+    def _dead_letter(self, bad: list[tuple[Delivery, Exception]]) -> None:
+        """Publish each bad message to the dead-letter queue with its reason and exception type, then ack it."""
         if not bad:
             return
-        messages = [
-            OutgoingMessage(
-                body=delivery.body,
-                message_id=delivery.message_id,
-                headers={**delivery.headers, REASON_HEADER: redact(exc.reason)[:1000], FIELD_HEADER: exc.field or ""},
-                content_type=delivery.content_type or "application/octet-stream",
+        messages = []
+        for delivery, exc in bad:
+            reason, field_name = _reason(exc)
+            headers = {REASON_HEADER: reason, FIELD_HEADER: field_name, TYPE_HEADER: type(exc).__name__}
+            messages.append(
+                OutgoingMessage(
+                    body=delivery.body,
+                    message_id=delivery.message_id,
+                    headers={**delivery.headers, **headers},
+                    content_type=delivery.content_type or "application/octet-stream",
+                )
             )
-            for delivery, exc in bad
-        ]
         self.stream.publish(dead_letter_queue(self.name), messages)
         self.stream.ack([delivery for delivery, _ in bad])
-        for delivery, exc in bad:
+        for (delivery, exc), message in zip(bad, messages, strict=True):
             self._settled.add(id(delivery))
-            log.warning("message %s -> dead-letter: %s", delivery.message_id, redact(str(exc)))
+            log.warning(
+                "message %s -> dead-letter (%s): %s",
+                delivery.message_id or _body_id(delivery.body),
+                type(exc).__name__,
+                message.headers[REASON_HEADER],
+            )
         self.stats.dead_lettered += len(bad)
 
     # -- model, retraining, progress ------------------------------------------------------------------------
@@ -422,14 +477,23 @@ class StreamScorer:
         """Every ``model_refresh_s``, switch to the served version if it changed (a new champion).
 
         A model that updates in place (``supports_update``, e.g. forecasting) is copied first, so the hub's
-        cached model is never changed, and keeps absorbing the stream until the served version changes.
+        cached model is never changed, and keeps absorbing the stream until the served version changes. While the
+        store is unreachable the model in hand keeps serving (its batches are not failed).
         """
         if time.monotonic() - self._model_checked_at < self.model_refresh_s:
             return
         self._model_checked_at = time.monotonic()
-        version = self.models.served_version(self.name)
-        if version != self._model_version:
-            model = self.models.load(self.name, version=version)
+        try:
+            version = self.models.served_version(self.name)
+            model = self.models.load(self.name, version=version) if version != self._model_version else None
+        except PluginUnavailable as exc:  # the store is away: keep serving the model in hand
+            if self._model is None:
+                raise
+            log.warning(
+                "stream %s: store unreachable (%s); still serving version %s", self.name, exc, self._model_version
+            )
+            return
+        if model is not None:
             self._model = copy.deepcopy(model) if model.supports_update else model
             self._model_version = version
             self._state = None  # a new model starts its own state
@@ -590,8 +654,20 @@ def _same_schema(items: list[_Item]) -> bool:
     return all(item.message.table.schema.equals(first) for item in items[1:])
 
 
-def _fallback_id(delivery: Delivery) -> str:
-    return f"tag-{delivery.tag}"
+def _body_id(body: bytes) -> str:
+    """The id of a message that names none: its body's SHA-256, so a redelivery keeps it."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:32]
+
+
+def _delivery_key(delivery: Delivery) -> str:
+    return delivery.message_id or _body_id(delivery.body)
+
+
+def _reason(exc: Exception) -> tuple[str, str]:
+    """The dead-letter reason and field of ``exc`` (redacted, at most 1000 characters)."""
+    if isinstance(exc, DataValidationError):
+        return redact(exc.reason)[:1000], exc.field or ""
+    return redact(f"{type(exc).__name__}: {exc}")[:1000], ""
 
 
 def supervise(command: Sequence[str], consumers: int, stop: threading.Event, *, restart_after_s: float = 1.0) -> int:

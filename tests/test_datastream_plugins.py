@@ -581,3 +581,33 @@ def test_rabbitmq_survives_a_broker_restart(queue_name, caplog):
     assert any("connection lost" in r.getMessage() or "unreachable" in r.getMessage() for r in caplog.records)
     plugin.delete_queue(queue_name)
     plugin.shutdown()
+
+
+def test_rabbitmq_a_long_handler_keeps_its_connections_alive(queue_name):
+    """A batch that computes for several heartbeat intervals (no I/O) is not dropped by the broker: its ack and
+    its publish go through on the same connections, and nothing is redelivered."""
+    plugin = _rabbit(heartbeat=1)  # the broker gives up on a silent client after about 2 s
+    plugin.initialize()
+    seen: list[tuple[str | None, bool]] = []
+    stop = threading.Event()
+
+    def handler(batch):
+        seen.extend((d.message_id, d.redelivered) for d in batch)
+        time.sleep(6)  # CPU-bound scoring reads no frames and sends none
+        plugin.publish(queue_name + ".out", _messages(1, prefix="result"))
+        plugin.ack(batch)
+        stop.set()
+
+    try:
+        plugin.create_queue(queue_name)
+        plugin.create_queue(queue_name + ".out", dead_letter=False)
+        plugin.publish(queue_name + ".out", _messages(1, prefix="warm-up"))  # opens the publisher connection
+        plugin.publish(queue_name, _messages(1))
+        plugin.consume(queue_name, handler, batch_size=1, batch_timeout_ms=50, stop=stop)
+        assert seen == [("m-0", False)]  # handled once, never redelivered
+        assert plugin.queue_depth(queue_name) == 0
+        assert plugin.queue_depth(queue_name + ".out") == 2
+    finally:
+        plugin.delete_queue(queue_name)
+        plugin.delete_queue(queue_name + ".out", dead_letter=False)
+        plugin.shutdown()

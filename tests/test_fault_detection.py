@@ -373,8 +373,11 @@ def test_missing_values_and_constant_columns_follow_the_policy(data):
         lambda t: t.dt.strftime("%Y-%m-%dT%H:%M:%S"),
         lambda t: t.astype("int64") // 10**9,
         lambda t: t.astype("int64") // 10**6,
+        lambda t: t.astype("int64") // 10**3,
+        lambda t: t.astype("int64"),
+        lambda t: t.astype("int64").astype("float64"),
     ],
-    ids=["iso", "epoch_s", "epoch_ms"],
+    ids=["iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "epoch_ns_float"],
 )
 def test_timestamp_formats(pca, data, convert):
     _, test = data
@@ -386,6 +389,13 @@ def test_timestamp_formats(pca, data, convert):
     pd.testing.assert_frame_equal(got, expected)
     fitted = FaultDetectionExperiment(spec()).fit(data[0].assign(timestamp=convert(data[0]["timestamp"])))
     assert fitted.threshold_ == pytest.approx(pca.threshold_)
+
+
+def test_epoch_timestamps_outside_the_calendar_are_a_data_error(pca, data):
+    test = data[1].iloc[:5]
+    with pytest.raises(DataValidationError, match="outside the years 1677-2262") as caught:
+        pca.predict(test.assign(timestamp=1e30))
+    assert caught.value.field == "timestamp"
 
 
 # ----------------------------------------------------------------- figures

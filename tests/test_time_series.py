@@ -421,3 +421,34 @@ def test_gate_compares_with_the_champion_on_the_same_origins(auto_fit: TimeSerie
 def test_spec_refuses_a_threshold_section() -> None:
     with pytest.raises(ConfigError, match=r"threshold: time_series has no threshold settings.*anomaly\.threshold"):
         TimeSeriesExperiment({"threshold": {"sigma": 2}})
+
+
+# ------------------------------------------------------------------------------- far-future timestamps
+@pytest.mark.parametrize("year", [2060, 2262])
+def test_a_far_future_timestamp_is_refused_not_forecast_through(clean: pd.DataFrame, year: int) -> None:
+    """One record decades ahead asked for a forecast through every step in between (455 s at 2262): it is refused
+    with the limit named, by predict, streaming and update alike, and the model's state is left as it was."""
+    exp = fit(CES, clean.iloc[:600])
+    length = len(exp.index_)
+    record = pd.DataFrame({"timestamp": [pd.Timestamp(f"{year}-01-01")], "value": [1.0]})
+    for call in (
+        exp.predict,
+        lambda df: exp.predict_stream(df, None),
+        exp.update,
+        lambda df: exp.predict(df[["timestamp"]]),
+    ):
+        with pytest.raises(DataValidationError, match=r"past .* over the limit of 240 \(max_steps_ahead") as caught:
+            call(record)
+        assert caught.value.field == "timestamp"
+    assert len(exp.index_) == length
+
+
+def test_steps_ahead_are_bounded_by_gaps_not_by_the_rows_sent(clean: pd.DataFrame) -> None:
+    """A long contiguous stretch scores (its work is its own rows); a gap is bounded by max_steps_ahead."""
+    exp = fit({**CES, "max_steps_ahead": 50}, clean.iloc[:600])
+    assert len(exp.predict(clean.iloc[600:1400])) == 800  # 800 rows: more than 50 steps, but no gap
+    gap = clean.iloc[[600, 700]]  # 100 steps between them
+    with pytest.raises(DataValidationError, match="100 steps of h past the observation before it"):
+        exp.predict(gap)
+    assert len(exp.predict(clean.iloc[[600, 640]])) == 2
+    assert len(exp.predict(clean.iloc[[640]][["timestamp"]])) == 1  # a forecast 40 steps ahead

@@ -51,7 +51,11 @@ class OutgoingMessage:
 
 @dataclass
 class Delivery:
-    """A received message. ``tag`` is the transport's delivery tag; settle it through the plugin."""
+    """A received message. ``tag`` is the transport's delivery tag; settle it through the plugin.
+
+    ``delivery_count`` is how many times the message was delivered, this time included, when the transport counts
+    (the local queue; RabbitMQ quorum queues), else None (RabbitMQ classic queues only say ``redelivered``).
+    """
 
     body: bytes
     tag: Any
@@ -60,6 +64,7 @@ class Delivery:
     content_type: str | None = None
     redelivered: bool = False
     timestamp: float | None = None
+    delivery_count: int | None = None
 
 
 BatchHandler = Callable[[list[Delivery]], None]

@@ -348,6 +348,7 @@ class LocalStreamPlugin(DataStreamPlugin):
                 content_type=content_type,
                 redelivered=deliveries > 1,
                 timestamp=published_at,
+                delivery_count=deliveries,
             )
             for row_id, body, message_id, headers, content_type, published_at, deliveries in rows
         ]

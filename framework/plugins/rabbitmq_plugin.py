@@ -16,9 +16,11 @@ connection for ``publish``: waiting for confirms there never dispatches the cons
 must be settled (``ack``/``reject``) from the thread that received it. ``health_check`` uses a short-lived
 connection of its own, so any thread may call it.
 
-Heartbeats are sent only while the plugin is called (py-amqp has no I/O thread). ``consume`` ticks them, but a
-thread idle for longer than two heartbeat intervals finds its connection closed; the next call reconnects
-and retries, and deliveries it had not settled are redelivered by the broker.
+Heartbeats are sent only while the plugin is called (py-amqp has no I/O thread). ``consume`` ticks them, and
+while its handler computes (a long CPU-bound batch), a keep-alive thread sends them on the consumer's and the
+publisher's connections, writing under each session's lock, so the broker never drops a busy scorer. Any other
+thread idle for longer than two heartbeat intervals finds its connection closed; the next call reconnects and
+retries, and deliveries it had not settled are redelivered by the broker.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -67,6 +70,38 @@ _PULL_POLL = 0.05  # seconds between basic.get polls while pull_data waits for a
 _HEALTH_TIMEOUT = 3.0
 
 
+class _KeepAlive:
+    """Heartbeats on some sessions while their owner is busy in a handler (one thread per ``consume``)."""
+
+    def __init__(self, sessions: Sequence[_Session], heartbeat: float) -> None:
+        self.sessions = sessions
+        self.interval = max(heartbeat / 4, 0.2)
+        self._busy = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="rabbitmq-keepalive", daemon=True)
+        if heartbeat > 0:
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.interval):
+            if self._busy.is_set():
+                for session in self.sessions:
+                    session.send_heartbeat()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        self._busy.set()
+        try:
+            yield
+        finally:
+            self._busy.clear()
+            for session in self.sessions:
+                session.frames_waited()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 @dataclass(frozen=True)
 class _Tag:
     """Where a delivery came from: the thread's session, the channel epoch and the AMQP delivery tag."""
@@ -77,9 +112,11 @@ class _Tag:
 
 
 class _Session:
-    """One thread's kombu connection and channel; only that thread touches it."""
+    """One thread's kombu connection and channel. Only that thread uses it, except for the keep-alive's heartbeat
+    frames, which are written under ``io_lock`` (held by the owner around its own I/O)."""
 
     def __init__(self) -> None:
+        self.io_lock = threading.RLock()
         self.connection: kombu.Connection | None = None
         self.channel: Any = None
         self.epoch = 0  # bumped whenever the channel is replaced; tags of older epochs are stale
@@ -118,6 +155,25 @@ class _Session:
         self.connection, self.channel = None, None
         self.outstanding.clear()
         self.unconfirmed.clear()
+
+    def send_heartbeat(self) -> None:
+        """Send one heartbeat frame unless the owner is doing I/O (which is itself traffic); never raises."""
+        if not self.io_lock.acquire(blocking=False):
+            return
+        try:
+            amqp_connection = self.connection.connection if self.connection is not None else None
+            if amqp_connection is not None and amqp_connection.connected:
+                amqp_connection.send_heartbeat()
+        except Exception as exc:  # the owner finds the broken connection on its next call
+            log.debug("keep-alive heartbeat failed: %s", exc)
+        finally:
+            self.io_lock.release()
+
+    def frames_waited(self) -> None:
+        """After a busy handler: the broker's frames wait unread in the socket, which is not the broker's silence,
+        so py-amqp must not count the time as missed heartbeats."""
+        if self.connection is not None and self.connection.connected:
+            self.connection.connection.prev_recv = None
 
     def close(self) -> None:
         """Close the connection politely (bounded by the read/write timeouts); never raises."""
@@ -446,6 +502,7 @@ class RabbitMQPlugin(DataStreamPlugin):
         """
         stop = stop or threading.Event()
         session = self._session()
+        keepalive = _KeepAlive([session, self._session(publisher=True)], self.heartbeat)
         buffer: list[Delivery] = []
         consumer_tag = f"experimenthub-{uuid.uuid4().hex[:12]}"
         subscribed_epoch = -1
@@ -479,8 +536,10 @@ class RabbitMQPlugin(DataStreamPlugin):
                 if buffer and not stop.is_set():
                     batch = buffer[:batch_size]
                     del buffer[:batch_size]
-                    self._dispatch(handler, batch, session)
+                    with keepalive.busy():
+                        self._dispatch(handler, batch, session)
         finally:
+            keepalive.stop()
             self._stop_consuming(session, consumer_tag, subscribed_epoch, buffer)
 
     def _fill(self, session: _Session, buffer: list[Delivery], size: int, wait: float, stop: threading.Event) -> None:
@@ -526,14 +585,17 @@ class RabbitMQPlugin(DataStreamPlugin):
         number = info["delivery_tag"]
         session.outstanding.add(number)
         stamp = props.get("timestamp")
+        headers = dict(props.get("application_headers") or {})
+        earlier = headers.get("x-delivery-count")  # quorum queues: deliveries before this one
         return Delivery(
             body=message.body,
             tag=_Tag(session, session.epoch, number),
             message_id=props.get("message_id"),
-            headers=dict(props.get("application_headers") or {}),
+            headers=headers,
             content_type=props.get("content_type"),
             redelivered=bool(info.get("redelivered")),
             timestamp=float(stamp) if isinstance(stamp, int | float) else None,
+            delivery_count=earlier + 1 if isinstance(earlier, int) else None,
         )
 
     # ------------------------------------------------------------------ settle
@@ -596,7 +658,8 @@ class RabbitMQPlugin(DataStreamPlugin):
     def _send(self, session: _Session, what: str, count: int, send: Callable[[Any], None]) -> None:
         """Send settle frames; a lost connection is logged, not raised (the broker redelivers those messages)."""
         try:
-            send(session.channel)
+            with session.io_lock:
+                send(session.channel)
         except _CONNECTION_ERRORS as exc:
             session.discard()
             log.warning(
@@ -707,9 +770,10 @@ class RabbitMQPlugin(DataStreamPlugin):
         attempt = 1
         while True:
             try:
-                self._ensure_open(session)
-                session.connection.heartbeat_check()
-                return op(session)
+                with session.io_lock:
+                    self._ensure_open(session)
+                    session.connection.heartbeat_check()
+                    return op(session)
             except amqp.exceptions.ChannelError as exc:
                 self._reset_channel(session)
                 raise PluginError(f"{what}: {exc}", plugin_type=self.plugin_type) from exc
