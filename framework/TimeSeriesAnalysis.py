@@ -22,10 +22,28 @@ Predict modes (no side effects on the fitted state):
 - ``predict(df)`` with the target column: one row per input row, scored against the one-step-ahead forecast made
   from everything before it: ``timestamp, forecast, lower, upper, actual, residual, score, threshold,
   is_anomaly``. ``score`` is the residual over the robust (MAD) scale of the in-sample one-step residuals; a row is
-  an anomaly when ``|score| > threshold``. A row without a target value gets a forecast and no score. A value
-  flagged in a first pass is replaced by its forecast before the final pass, so a spike does not drag the
-  following forecasts. The model adapts to a level shift within a few steps: the shift's first steps are
-  flagged (and usually its end, which is a change too), not every step of it.
+  an anomaly when ``|score| > threshold``. A row without a target value gets a forecast and no score.
+
+Anomalies on the residual (measured in ``bench/forecast_anomalies.py``):
+
+- **Scale**: additive (one sigma for the whole series) or relative (sigma times the forecast's level), chosen at
+  fit time from the in-sample residuals by the slope of their spread against the level (``scale_mode_``; relative
+  only for a positive series). Otherwise a growing series with multiplicative noise (a10, qgas) flags most of its
+  later rows.
+- **Cleaning** (Gelper, Fried & Croux, "Robust forecasting with exponential and Holt-Winters smoothing", J.
+  Forecasting 2010): the model runs on a cleaned series, in which each observation is clipped to its forecast
+  +- ``CLIP`` sigmas before it updates the next forecasts. A spike therefore moves the following forecasts by at
+  most ``CLIP`` sigmas' worth (no string of false alarms after it), while a level shift is absorbed gradually, at
+  the pace of the model's own smoothing: it stays flagged until the forecast has re-levelled to within
+  ``threshold`` sigmas of the new level, and then stops. How long that takes follows from the model (a small
+  smoothing weight absorbs slowly) and from the size of the shift.
+- **Streaming agrees with offline**: the cleaned history is part of the fitted state (``clean_``). ``update``
+  extends it with the same sequential rule as ``predict`` applies to new rows, so ``predict(a + b)`` flags what
+  ``predict(a); update(a); predict(b)`` flags, whatever the batches (for causal models: see ``Forecaster``).
+  The sequential rule is computed by whole-series passes until the cleaned values stop changing (at most
+  ``MAX_CLEAN_PASSES``; each pass fixes at least the next clipped value, so it is exact below that cap).
+- A model saved before this (0.1.0) keeps its behaviour: one sigma, and two passes in which a flagged value is
+  replaced by its forecast.
 """
 
 from __future__ import annotations
@@ -63,6 +81,8 @@ MAX_RELATIVE_MASE = 1.0  # the gate: CV MASE no worse than seasonal naive on the
 MAX_RELATIVE_TO_CHAMPION = 1.0  # a new version's CV MASE no worse than the champion's on the same origins
 MIN_COVERAGE_TOLERANCE = 0.10
 MAX_DETECTED_PERIOD = 400
+CLIP = 2.0  # robust sigmas: an observation updates the model clipped to its forecast +- CLIP sigmas (Gelper et al.)
+MAX_CLEAN_PASSES = 200  # whole-series passes of the cleaning; beyond it the cleaning is approximate (logged)
 _NICE_UNITS = (("D", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)), ("min", pd.Timedelta(minutes=1)))
 
 
@@ -263,15 +283,17 @@ class TimeSeriesExperiment(Experiment):
             {"timestamp": grid[-holdout:], "actual": test, "forecast": mean, "lower": lower, "upper": upper}
         )
         fitted = model.one_step(y)
-        resid = (y - fitted)[np.isfinite(fitted)]
+        known = np.isfinite(fitted)
         self.scale_ = scale
-        self.sigma_ = _robust_sigma(resid)
+        self.scale_mode_, self.sigma_ = _choose_scale(y[known], fitted[known])
+        self.clean_ = self._clean(y, 0)[0]
         metrics.update(
             {
                 "n_obs": float(len(y)),
                 "seasonal_period": float(m),
                 "horizon": float(horizon),
                 "sigma": self.sigma_,
+                "relative_scale": float(self.scale_mode_ == "relative"),
                 "fit_seconds": time.perf_counter() - start,
             }
         )
@@ -294,6 +316,8 @@ class TimeSeriesExperiment(Experiment):
         new = grid > self.index_[-1]
         joined = _fill_gaps(np.concatenate([self.model_.y_[-1:], y[new]]), self.seasonal_period_, self.spec.max_gap)
         self.model_.extend(joined[1:])
+        if hasattr(self, "clean_"):  # the cleaned history follows, by the rule predict() applies to new rows
+            self.clean_ = self._clean(np.concatenate([self.clean_, joined[1:]]), len(self.clean_))[0]
         self.index_ = self.index_.append(grid[new])
         return self
 
@@ -340,11 +364,17 @@ class TimeSeriesExperiment(Experiment):
             gap = np.full(first - len(self.model_.y_), np.nan)
             prefix = np.concatenate([self.model_.y_, gap])
         series = _fill_gaps(np.concatenate([prefix, new]), self.seasonal_period_, self.spec.max_gap, warn=False)
-        forecast = self._robust_one_step(series)[positions]
+        if hasattr(self, "clean_"):
+            known = min(first, len(self.clean_))
+            series[:known] = self.clean_[:known]
+            forecast = self._clean(series, known)[1][positions]
+        else:  # a model saved by 0.1.0
+            forecast = self._robust_one_step(series)[positions]
         threshold = self._threshold()
-        width = normal_quantile(self.spec.interval) * self.sigma_
+        sigma = self._sigma_at(forecast)
+        width = normal_quantile(self.spec.interval) * sigma
         residual = values - forecast
-        score = residual / self.sigma_
+        score = residual / sigma
         out = pd.DataFrame(
             {
                 "timestamp": ts.to_numpy(),
@@ -361,11 +391,35 @@ class TimeSeriesExperiment(Experiment):
         )
         return out
 
-    def _robust_one_step(self, y: np.ndarray) -> np.ndarray:
-        """One-step forecasts in two passes: values flagged in the first are replaced by their forecast.
+    def _sigma_at(self, forecast: np.ndarray) -> np.ndarray | float:
+        """The residual scale at each forecast: ``sigma_``, times the forecast's level when the scale is relative."""
+        if getattr(self, "scale_mode_", "additive") == "relative":
+            return self.sigma_ * np.maximum(np.abs(forecast), 1e-12)
+        return self.sigma_
 
-        Without the second pass a spike would drag the next forecasts with it and raise a string of false alarms.
+    def _clean(self, y: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """The cleaned series and its one-step forecasts; ``y[:start]`` is clean already (see the module doc).
+
+        Sequentially, ``clean[t] = f[t] + clip(y[t] - f[t], +-CLIP sigma_t)`` with ``f`` the one-step forecasts of
+        ``clean``. Each whole-series pass recomputes ``f`` from the last ``clean``; the first clipped value whose
+        forecast was already exact becomes exact, so the passes reach the sequential answer and stop there.
         """
+        clean = np.array(y, dtype="float64")
+        raw = clean[start:].copy()
+        for _ in range(MAX_CLEAN_PASSES):
+            forecast = self.model_.one_step(clean)
+            f = forecast[start:]
+            bound = CLIP * self._sigma_at(f)
+            updated = np.where(np.isfinite(f), f + np.clip(raw - f, -bound, bound), raw)
+            if np.array_equal(updated, clean[start:], equal_nan=True):
+                return clean, forecast
+            clean[start:] = updated
+        log.info("anomaly cleaning stopped after %d passes; later forecasts are approximate", MAX_CLEAN_PASSES)
+        return clean, self.model_.one_step(clean)
+
+    def _robust_one_step(self, y: np.ndarray) -> np.ndarray:
+        """0.1.0's one-step forecasts (models saved before ``clean_``): values flagged in a first pass are replaced
+        by their forecast in a second."""
         first = self.model_.one_step(y)
         flagged = np.abs(np.nan_to_num(y - first)) > self._threshold() * self.sigma_
         if not flagged.any():
@@ -532,7 +586,7 @@ class TimeSeriesExperiment(Experiment):
         previous observation for ``observed`` rows (scoring and updating fill the gap in between), past the last
         observation for forecast timestamps. Either way the work stays bounded by the rows sent."""
         positions = self._grid_positions(ts, self.offset_, self.anchor_)
-        limit = self.spec.max_steps_ahead or 10 * self.horizon_
+        limit = getattr(self.spec, "max_steps_ahead", None) or 10 * self.horizon_  # a 0.1.0 pickle has none
         last = len(self.index_) - 1
         ordered = np.sort(positions)
         jumps = np.diff(ordered, prepend=last) if observed else ordered - last
@@ -603,6 +657,25 @@ def _fill_gaps(y: np.ndarray, m: int, max_gap: int, *, warn: bool = True) -> np.
             stacklevel=3,
         )
     return y
+
+
+def _choose_scale(y: np.ndarray, fitted: np.ndarray, bins: int = 5) -> tuple[str, float]:
+    """``("additive", sigma)`` or ``("relative", sigma)`` for the residuals ``y - fitted``, by the spread-versus-level
+    plot (Tukey; Hoaglin, Mosteller & Tukey 1983): the slope of log robust spread on log level over ``bins`` quantile
+    bins of the forecast is about 0 for additive noise and 1 for noise proportional to the level; over 0.5 means
+    relative. Relative needs a positive series and at least 8 residuals a bin."""
+    resid = y - fitted
+    additive = _robust_sigma(resid)
+    if resid.size < 8 * bins or np.min(y) <= 0 or np.min(fitted) <= 0:
+        return "additive", additive
+    order = np.argsort(fitted)
+    groups = np.array_split(order, bins)
+    level = np.log([np.median(fitted[g]) for g in groups])
+    spread = np.log([max(_robust_sigma(resid[g]), 1e-12) for g in groups])
+    if np.ptp(level) < 1e-9:
+        return "additive", additive
+    slope = float(np.polyfit(level, spread, 1)[0])
+    return ("relative", _robust_sigma(resid / fitted)) if slope > 0.5 else ("additive", additive)
 
 
 def _robust_sigma(residuals: np.ndarray) -> float:

@@ -79,6 +79,9 @@ class ApiSettings(_Strict):
     request_timeout: float = Field(
         default=60.0, gt=0, description="a request still running after this many seconds gets 503"
     )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="a client that has not sent its request line and headers by then is dropped"
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
     )

@@ -17,8 +17,10 @@ Predictions go out in the input's format by default: JSON ones carry ``"input_id
 from __future__ import annotations
 
 import datetime
+import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ __all__ = [
     "encode_parts",
     "encode_records",
     "load_frame",
+    "repeated_keys_refused",
     "uniform_keys",
 ]
 
@@ -90,11 +93,28 @@ def _check_cells(rows: int, columns: int, max_cells: int, what: str) -> None:
         )
 
 
+def _check_unique(names: Sequence[Any], what: str) -> None:
+    """Readers rename (``a.1``) or overwrite a repeated column without a word: refuse it, naming it."""
+    counts = Counter(str(name) for name in names)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    if repeated:
+        raise DataValidationError(f"{what} repeats column(s) {', '.join(map(repr, repeated))}", field=repeated[0])
+
+
+def repeated_keys_refused(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: a key that repeats in one object is a data error (JSON parsers
+    otherwise keep the last value silently)."""
+    _check_unique([key for key, _ in pairs], "a JSON object")
+    return dict(pairs)
+
+
 def _read_parquet(path: Path, max_cells: int) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    metadata = pq.ParquetFile(path).metadata  # the footer only: nothing is decompressed yet
+    parquet = pq.ParquetFile(path)
+    metadata = parquet.metadata  # the footer only: nothing is decompressed yet
     _check_cells(metadata.num_rows, metadata.num_columns, max_cells, path.name)
+    _check_unique(parquet.schema_arrow.names, path.name)
     return pd.read_parquet(path)
 
 
@@ -106,6 +126,8 @@ def _read_excel(path: Path, max_cells: int) -> pd.DataFrame:
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
+        header = next(workbook.worksheets[0].iter_rows(max_row=1, values_only=True), ())
+        _check_unique([name for name in header if name is not None], path.name)
         cells = rows = 0
         for row in workbook.worksheets[0].iter_rows(min_row=2, values_only=True):  # row 1: the header
             rows += 1
@@ -121,12 +143,15 @@ def _read_excel(path: Path, max_cells: int) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, max_cells: int) -> pd.DataFrame:
+    _check_unique(pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist(), path.name)
     frame = pd.read_csv(path, float_precision="round_trip")  # floats read back exactly as written
     _check_cells(*frame.shape, max_cells, path.name)
     return frame
 
 
 def _read_json(path: Path, max_cells: int) -> pd.DataFrame:
+    with path.open("rb") as file:
+        json.load(file, object_pairs_hook=repeated_keys_refused)
     frame = pd.read_json(path)
     _check_cells(*frame.shape, max_cells, path.name)
     return frame

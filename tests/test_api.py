@@ -648,5 +648,51 @@ def test_deep_bodies_and_version_with_alias_are_422_not_500(server):
         assert_error(client.post(f"/experiments/{name}/train", content=deep, headers=headers), 422, "validation_error")
         huge = f'{{"records": [{{"s01": 1, "s02": {10**400}}}, {{"s01": 2, "s02": 3}}]}}'
         assert_error(client.post(f"/experiments/{name}/train", content=huge, headers=headers), 422, "validation_error")
+        repeated = '{"records": [{"s01": 1, "s02": 2, "s01": 3}]}'  # a JSON parser keeps the last s01 silently
+        for route in ("train", "predict"):
+            response = client.post(f"/experiments/{name}/{route}", content=repeated, headers=headers)
+            assert_error(response, 422, "validation_error", "s01")
         both = client.post(f"/experiments/{name}/predict?version=1&alias=champion", json={"records": [{"s01": 1}]})
         assert_error(both, 422, "validation_error", "alias")
+
+
+def test_a_slow_request_head_is_dropped_and_others_are_served(tmp_path: Path) -> None:
+    """Slowloris: a client trickling its headers a byte at a time is disconnected after ``header_timeout``; a
+    normal request, and a second request on a kept-alive connection, are served meanwhile."""
+    config = tmp_path / "hub_config.yaml"
+    config.write_text(
+        f"""
+version: "1.0"
+global: {{api: {{header_timeout: 1.5}}}}
+plugins:
+  mlops: {{type: "mlflow", config: {{mlflow_uri: "sqlite:///{tmp_path / "mlflow.db"}"}}}}
+  datastream: {{enabled: false, type: "local"}}
+experiments:
+  - {{name: "fault_detection", module: "framework.FaultDetection", class: "FaultDetectionExperiment"}}
+"""
+    )
+    with run_server(["-m", "framework.cli", "serve", "--config", str(config)], tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"GET /experiment-types HTTP/1.1\r\nHost: x\r\n")
+            started, closed = time.monotonic(), False
+            while time.monotonic() - started < 8:
+                try:
+                    slow.sendall(b"X")  # one byte of a header every 0.2 s: never a complete head
+                    if not slow.recv(1, socket.MSG_DONTWAIT):
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                with server.client() as client:  # the server goes on serving others
+                    assert client.get("/experiment-types").status_code == 200
+                time.sleep(0.2)
+            assert closed, "the server kept a connection whose request head never completed"
+        with server.client() as client:  # keep-alive: each request on the connection gets its own deadline
+            assert client.get("/experiment-types").status_code == 200
+            time.sleep(2)
+            assert client.get("/experiment-types").status_code == 200
+        assert "no complete request head within" in server.log.read_text()

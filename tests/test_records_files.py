@@ -92,3 +92,17 @@ def test_csv_output_cannot_carry_spreadsheet_formulas():
     assert list(safe.columns) == ['\'=HYPERLINK("x")', "top_feature", "score"]
     assert safe["top_feature"].tolist() == ["'@SUM(A1)"] and safe["score"].tolist() == [-1.5]
     assert frame.columns[0].startswith("=")  # the input is not changed
+
+
+def test_a_repeated_column_is_refused_not_renamed_or_overwritten(tmp_path):
+    """pandas renames a repeated CSV or Excel header to ``a.1`` and a JSON reader keeps the last of two equal
+    keys, both without a word: every reader now refuses the file, naming the column."""
+    (tmp_path / "data.csv").write_text("a,b,a\n1,2,3\n")
+    (tmp_path / "data.json").write_text('[{"a": 1, "b": 2, "a": 3}]')
+    pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"]).to_excel(tmp_path / "data.xlsx", index=False)
+    table = pa.Table.from_arrays([pa.array([1]), pa.array([2]), pa.array([3])], names=["a", "b", "a"])
+    pq.write_table(table, tmp_path / "data.parquet")
+    for suffix in (".csv", ".json", ".xlsx", ".parquet"):
+        with pytest.raises(DataValidationError, match=r"repeats column\(s\) 'a'") as caught:
+            load_frame(tmp_path / f"data{suffix}")
+        assert caught.value.field == "a", suffix

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import pickle
@@ -421,6 +422,52 @@ def test_gate_compares_with_the_champion_on_the_same_origins(auto_fit: TimeSerie
 def test_spec_refuses_a_threshold_section() -> None:
     with pytest.raises(ConfigError, match=r"threshold: time_series has no threshold settings.*anomaly\.threshold"):
         TimeSeriesExperiment({"threshold": {"sigma": 2}})
+
+
+# ------------------------------------------------------------------------- level shifts (issue 13, item 7)
+@pytest.fixture(scope="module")
+def shifted() -> tuple[TimeSeriesExperiment, pd.DataFrame, int]:
+    """ETS fitted on a clean hourly series, and a continuation that steps up by 8 sigma at row 40 for good."""
+    df = make_series(n=900, anomalies=(), seed=5)
+    exp = TimeSeriesExperiment({"model": {"name": "ets"}, "horizon": 24}).fit(df.iloc[:600])
+    assert exp.scale_mode_ == "additive"
+    live = df.iloc[600:].drop(columns="is_anomaly").reset_index(drop=True)
+    live["value"] = live["value"] + 8 * exp.sigma_ * (live.index >= 40)
+    return exp, live, 40
+
+
+def test_a_level_shift_stays_flagged_until_absorbed(shifted) -> None:
+    exp, live, at = shifted
+    flags = exp.predict(live)["is_anomaly"].to_numpy()
+    assert not flags[:at].any()
+    assert flags[at : at + 5].all()  # a stretch, not a single point
+    assert flags[at : at + 30].sum() >= 10
+    assert not flags[at + 60 :].any()  # absorbed: the new level is the new normal
+    before = exp.predict(live)
+    assert before.equals(exp.predict(live))  # predict is pure
+
+
+def test_streamed_level_shift_flags_equal_offline(shifted) -> None:
+    exp, live, _ = shifted
+    offline = exp.predict(live)
+    streamed, state, model = [], None, copy.deepcopy(exp)
+    for start in range(0, len(live), 3):  # what framework.streaming does: predict the batch, then absorb it
+        batch = live.iloc[start : start + 3]
+        out, state = model.predict_stream(batch, state)
+        streamed.append(out)
+        model.update(batch)
+    streamed = pd.concat(streamed)
+    np.testing.assert_array_equal(streamed["is_anomaly"].to_numpy(), offline["is_anomaly"].to_numpy())
+    np.testing.assert_allclose(streamed["forecast"].to_numpy(), offline["forecast"].to_numpy(), rtol=1e-9)
+    np.testing.assert_array_equal(model.clean_[: len(exp.clean_)], exp.clean_)  # update only appends
+
+
+def test_a_spike_raises_no_string_of_false_alarms(shifted) -> None:
+    exp, live, _ = shifted
+    spiked = live.iloc[:40].copy()
+    spiked.loc[20, "value"] += 10 * exp.sigma_
+    flags = exp.predict(spiked)["is_anomaly"].to_numpy()
+    assert flags[20] and flags.sum() == 1
 
 
 # ------------------------------------------------------------------------------- far-future timestamps

@@ -53,7 +53,7 @@ from framework.api.dashboard import PREFIX as DASHBOARD
 from framework.api.dashboard import LiveFeeds, SessionSigner, dashboard_router
 from framework.api.docs import DOCS_STATIC, docs_router
 from framework.api.errors import ApiError, install_error_handlers
-from framework.api.inputs import invocation_frame, predict_input
+from framework.api.inputs import decode_json, invocation_frame, predict_input
 from framework.api.middleware import (
     BearerAuthMiddleware,
     BodyLimitMiddleware,
@@ -566,15 +566,7 @@ def _version_out(version: Any, champion: int | None) -> VersionOut:
 
 def _parse_train_body(raw: bytes) -> TrainIn:
     """Decode and validate a JSON training body; failures become the usual 422."""
-    try:
-        payload = json.loads(raw)
-    except RecursionError:
-        raise ApiError(422, "JSON nested too deeply", field="body") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = getattr(exc, "msg", None) or getattr(exc, "reason", "decode error")
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "ctx": {"error": reason}}]
-        ) from None
+    payload = decode_json(raw)
     try:
         return TrainIn.model_validate(payload)
     except pydantic.ValidationError as exc:

@@ -24,6 +24,8 @@ import pydantic
 from fastapi.exceptions import RequestValidationError
 
 from framework.api.models import RecordsIn
+from framework.errors import DataValidationError
+from framework.records import repeated_keys_refused
 
 __all__ = ["MLFLOW_FORMATS", "decode_json", "frame_from_split", "invocation_frame", "predict_input"]
 
@@ -35,9 +37,11 @@ def _invalid(field: tuple[Any, ...], message: str) -> RequestValidationError:
 
 
 def decode_json(raw: bytes) -> Any:
-    """The JSON value of a body; a body that is not JSON is the usual 422."""
+    """The JSON value of a body; a body that is not JSON, or repeats a key in one object, is the usual 422."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=repeated_keys_refused)
+    except DataValidationError as exc:
+        raise _invalid((exc.field or "",), exc.reason) from None
     except RecursionError:
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body",), "msg": "JSON nested too deeply", "ctx": {"error": "depth"}}]

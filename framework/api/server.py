@@ -21,6 +21,7 @@ def serve(
     import uvicorn
 
     from framework.api.app import create_app
+    from framework.api.protocol import with_header_timeout
     from framework.config import configure_logging, load_config
     from framework.errors import RedactFilter
     from framework.ExperimentHub import ExperimentHub
@@ -33,6 +34,7 @@ def serve(
     try:
         app = create_app(hub)
         log.info("serving ExperimentHub on http://%s:%d (docs at /docs)", host, port)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+        protocol = with_header_timeout(hub_config.global_.api.header_timeout)  # slowloris: a late head is dropped
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, http=protocol)
     finally:
         hub.shutdown()
