@@ -60,8 +60,12 @@ def test_each_detector_fits_and_predicts(name, data):
     assert ("t2" in out.columns and "spe" in out.columns) == (name == "pca")
     assert out["is_anomaly"].dtype == bool and np.isfinite(out["score"]).all()
     assert (out["threshold"] == exp.threshold_).all()
-    assert out["top_features"].str.match(r"^s\d\d:[01]\.\d\d,s\d\d:[01]\.\d\d,s\d\d:[01]\.\d\d$").all()
-    assert set(out["top_feature"]) <= set(SENSORS) and out["top_share"].between(0, 1).all()
+    alarms = out.loc[out["is_anomaly"]]  # the default explains the alarms only (contributions: alarms)
+    top_three = r"^s\d\d:[01]\.\d\d,s\d\d:[01]\.\d\d,s\d\d:[01]\.\d\d$"
+    assert len(alarms) and alarms["top_features"].str.match(top_three).all()
+    assert set(alarms["top_feature"]) <= set(SENSORS) and alarms["top_share"].between(0, 1).all()
+    quiet = out.loc[~out["is_anomaly"]]
+    assert (quiet["top_feature"] == "").all() and quiet["top_share"].isna().all()
     assert all(isinstance(v, float) for v in exp.metrics_.values())
     assert exp.metrics_["n_features"] == 24 and exp.metrics_["threshold"] == exp.threshold_
     metrics = exp.evaluate(test)
@@ -136,7 +140,7 @@ def test_dynamic_pca_pads_the_first_rows(data):
     exp = FaultDetectionExperiment(spec(model={"params": {"lags": 2}})).fit(train)
     out = exp.predict(test)
     assert exp.detector_.components_.shape[0] == 3 * 24
-    assert np.isfinite(out["score"]).all() and out["top_share"].between(0, 1).all()
+    assert np.isfinite(out["score"]).all() and out.loc[out["is_anomaly"], "top_share"].between(0, 1).all()
     # the first rows see copies of the first row as their history, whatever came before
     tail = exp.predict(test.iloc[10:])
     assert tail["score"].iloc[5:].to_numpy() == pytest.approx(out["score"].iloc[15:].to_numpy())
