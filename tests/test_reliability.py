@@ -180,3 +180,64 @@ def test_a_hung_mlflow_costs_seconds_and_never_blocks_io_free_routes(stalling_ap
     assert slowest < 15, f"the slowest predict took {slowest:.1f} s to answer 503"
     assert max(io_free) < 1, f"/experiment-types took {max(io_free):.2f} s with 50 hung predicts in flight"
     assert health.status_code == 503 and health_s < 10, (health.status_code, health_s)
+
+
+@pytest.mark.parametrize("transport", ["rabbitmq", "local"])
+def test_scorers_killed_again_and_again_lose_nothing(tmp_path, transport):
+    """kill -9 of the scorer three times while it works through 200 messages (a restart after each): every input
+    gets its prediction, and the duplicates (a batch scored but not acked when it died) are counted."""
+    import os
+    import signal
+
+    from framework.config import HubConfig
+    from framework.datasets.process import make_process
+    from framework.ExperimentHub import ExperimentHub
+    from framework.streaming import prediction_queue
+    from tests.test_streaming import config_dict, start_scorer
+
+    if transport == "rabbitmq":
+        from tests.conftest import require_service
+
+        require_service("rabbitmq")
+    home = tmp_path / "home"
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps(config_dict(home, transport)))
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, transport)))
+    name = f"chaos-{uuid.uuid4().hex[:8]}"
+    normal, test = make_process(n_normal=1500, n_test=1000, seed=8)
+    try:
+        hub.create_experiment(name, "fault_detection", {"model": {"name": "pca"}, "timestamp": "timestamp"})
+        hub.train(name, normal)
+        ids = hub.publish_records(name, test.drop(columns=["fault", "fault_type", "fault_sensor"]), batch_size=5)
+        stream = hub.get_plugin("datastream")
+        stream.create_queue(prediction_queue(name))
+        received: list[str] = []
+
+        def take(until: int, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while len(set(received)) < until and time.monotonic() < deadline:
+                batch = stream.pull_data(prediction_queue(name), max_messages=200, timeout=0.5)
+                received.extend(json.loads(d.body)["input_id"] for d in batch)
+                stream.ack(batch)
+
+        kills = 0
+        for target in (30, 80, 130):
+            scorer = start_scorer(config, name)
+            take(target, timeout=120)
+            os.kill(scorer.pid, signal.SIGKILL)
+            scorer.wait(timeout=30)
+            kills += 1
+        scorer = start_scorer(config, name)
+        take(len(ids), timeout=240)
+        scorer.send_signal(signal.SIGTERM)
+        assert scorer.wait(timeout=60) == 0
+        time.sleep(1)
+        take(len(ids) + 1, timeout=2)  # anything published just before the stop
+        lost = set(ids) - set(received)
+        duplicated = len(received) - len(set(received))
+        print(f"figures: {transport}: {len(ids)} messages, {kills} kill -9, lost {len(lost)}, duplicated {duplicated}")
+        assert not lost
+        assert set(received) <= set(ids)
+    finally:
+        hub.delete_experiment(name, purge_queues=True)
+        hub.shutdown()
