@@ -8,6 +8,7 @@ Run: ``.venv/bin/python bench/cli_startup.py``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -16,12 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPEATS = 7
 
-
-def best_of(command: list[str], *, expect: int = 0, cwd: str | None = None) -> float:
+def best_of(command: list[str], repeats: int, *, expect: int = 0, cwd: str | None = None) -> float:
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         started = time.perf_counter()
         result = subprocess.run(command, capture_output=True, cwd=cwd)
         times.append(time.perf_counter() - started)
@@ -31,16 +30,19 @@ def best_of(command: list[str], *, expect: int = 0, cwd: str | None = None) -> f
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="runs of each command to take the median of")
+    repeats = parser.parse_args().repeats
     exe = str(Path(sys.executable).with_name("experimenthub"))
     with tempfile.TemporaryDirectory(prefix="cli-bench-") as tmp:
         os.environ["EXPERIMENTHUB_HOME"] = str(Path(tmp) / "home")
         subprocess.run([exe, "--embedded", "experiments", "list"], check=True, capture_output=True, cwd=tmp)  # create
-        bare = best_of([sys.executable, "-c", "pass"])
-        help_s = best_of([exe, "--help"])
-        missing_s = best_of([exe, "train", "x", "--data", "missing.csv"], expect=2, cwd=tmp)
-        list_s = best_of([exe, "--embedded", "experiments", "list"], cwd=tmp)
-        hub_import = best_of([sys.executable, "-c", "import framework.ExperimentHub"])
-        mlflow_import = best_of([sys.executable, "-c", "import mlflow"])
+        bare = best_of([sys.executable, "-c", "pass"], repeats)
+        help_s = best_of([exe, "--help"], repeats)
+        missing_s = best_of([exe, "train", "x", "--data", "missing.csv"], repeats, expect=2, cwd=tmp)
+        list_s = best_of([exe, "--embedded", "experiments", "list"], repeats, cwd=tmp)
+        hub_import = best_of([sys.executable, "-c", "import framework.ExperimentHub"], repeats)
+        mlflow_import = best_of([sys.executable, "-c", "import mlflow"], repeats)
     print(f"{'command':<52} {'median s':>9}")
     for label, value in [
         ("python -c pass (reference)", bare),

@@ -20,6 +20,7 @@ BENCHES = [
     "predict_path",
     "forecasting",
     "forecast_panel",
+    "forecast_anomalies",
     "stream_transport",
     "stream_throughput",
     "jobs",
