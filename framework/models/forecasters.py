@@ -37,6 +37,8 @@ from framework.models.conformal import (
     MAX_ORIGINS,
     conformal_widths,
     cv_mase,
+    level_exponent,
+    local_level,
     min_train,
     rolling_errors,
     rolling_origins,
@@ -53,6 +55,7 @@ __all__ = [
     "Param",
     "ProphetForecaster",
     "make_forecaster",
+    "required_margin",
 ]
 
 log = logging.getLogger(__name__)
@@ -176,7 +179,16 @@ class Forecaster(ABC):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.cv_origins_, self.cv_errors_ = self._rolling_errors(self.y_)
+        self._calibrate_scale()
         return self
+
+    def _calibrate_scale(self) -> None:
+        """The level scaling of the conformal errors (``framework.models.conformal``): ``cv_beta_``, ``cv_scales_``."""
+        self.cv_beta_, self.cv_scales_ = 0.0, None
+        if self.cv_errors_ is not None and self.cv_origins_:
+            self.cv_beta_ = level_exponent(self.y_, int(self.season_length))
+            if self.cv_beta_ > 0:
+                self.cv_scales_ = local_level(self.y_, self.cv_origins_, int(self.season_length)) ** self.cv_beta_
 
     def fit_state(self, y: np.ndarray) -> Forecaster:
         """``fit`` without the rolling-origin errors (a CV trial, a member, a winner whose errors are known)."""
@@ -187,6 +199,7 @@ class Forecaster(ABC):
             self._fit(y)
         self.y_ = y.copy()
         self.cv_origins_, self.cv_errors_ = [], None
+        self.cv_beta_, self.cv_scales_ = 0.0, None
         return self
 
     def _rolling_errors(self, y: np.ndarray) -> tuple[list[int], np.ndarray | None]:
@@ -218,7 +231,12 @@ class Forecaster(ABC):
             if errors is None or self.params_.get("intervals") != "conformal":
                 return self._forecast(self.y_, h, level)
             mean = self._forecast(self.y_, h, None)[0]
-            width = conformal_widths(errors, level, h)
+            scales = getattr(self, "cv_scales_", None)  # None: absolute errors (and every model before 0.2)
+            if scales is None:
+                width = conformal_widths(errors, level, h)
+            else:
+                now = local_level(self.y_, [len(self.y_)], int(self.season_length))[0] ** self.cv_beta_
+                width = conformal_widths(errors / scales[:, None], level, h) * now
             return mean, mean - width, mean + width
 
     def one_step(self, y: np.ndarray) -> np.ndarray:
@@ -645,9 +663,9 @@ class ProphetForecaster(Forecaster):
     def extend(self, y_new: np.ndarray) -> Forecaster:
         if not self.params_["refit_on_update"]:
             return super().extend(y_new)
-        calibration = self.cv_origins_, self.cv_errors_  # the intervals keep their calibration
+        calibration = self.cv_origins_, self.cv_errors_, self.cv_beta_, self.cv_scales_  # intervals keep it
         self.fit_state(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
-        self.cv_origins_, self.cv_errors_ = calibration
+        self.cv_origins_, self.cv_errors_, self.cv_beta_, self.cv_scales_ = calibration
         return self
 
     def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -773,6 +791,15 @@ class MSTLForecaster(_FrozenSeasons):
         return f"MSTL({', '.join(map(str, self.periods_)) or 'none'})+{self.ets_.model_.get('method', 'ETS')}"
 
 
+MARGIN_WINDOWS = 4  # auto's ``margin`` is the margin required of a CV spanning this many horizons
+MAX_MARGIN = 0.5
+
+
+def required_margin(margin: float, windows: float) -> float:
+    """The share by which a candidate must beat ``prefer``'s CV MASE, given ``windows`` horizons of CV."""
+    return float(min(MAX_MARGIN, margin * math.sqrt(MARGIN_WINDOWS / max(windows, 1e-9))))
+
+
 def _plausible(forecast: np.ndarray, history: np.ndarray) -> bool:
     """Whether a forecast stays within the history's range widened by that range on each side."""
     low, high = float(np.min(history)), float(np.max(history))
@@ -793,9 +820,15 @@ class AutoForecaster(Forecaster):
     there, is dropped with a warning; so is a winner whose final forecast leaves that range (the next one wins).
     Selection: the lowest mean CV MASE wins, except that ``prefer`` (default ``combination``, which published
     results and ``bench/forecast_panel.py`` find the most robust) keeps the place unless another candidate's
-    CV MASE is more than ``margin`` (10 %) below its own: picking the CV minimum among close candidates mostly
-    picks noise. The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_``
-    (name -> MASE per origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded candidates and why.
+    CV MASE is clearly below its own: picking the CV minimum among close candidates mostly picks noise (the
+    "forecast combination puzzle"). "Clearly" depends on how much evidence the CV holds: the origins span
+    ``k = (n - first origin) / horizon`` independent horizons, and the noise of a mean CV MASE difference shrinks
+    like ``1 / sqrt(k)``, so the required margin is ``margin * sqrt(4 / k)`` (``required_margin``; capped at 50 %):
+    ``margin`` (10 %) for a CV of 4 horizons, 20 % for one (a short series, whose CV copy is fitted on few
+    seasons and says little about the final fit), 6 % for 12 (a long annual series). ``margin_`` and
+    ``cv_windows_`` keep the values used. The winner's CV errors give its conformal intervals. Scores are kept in
+    ``cv_scores_`` (name -> MASE per origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded
+    candidates and why.
     """
 
     name = "auto"
@@ -884,9 +917,11 @@ class AutoForecaster(Forecaster):
         }
         ranked = sorted((s, n) for n, s in self.cv_mase_.items() if math.isfinite(s) and n not in self.dropped_)
         prefer = self.params_["prefer"]
+        self.cv_windows_ = (len(y) - origins[0]) / h
+        self.margin_ = required_margin(self.params_["margin"], self.cv_windows_)
         if ranked and prefer in dict((n, s) for s, n in ranked):  # the robust default keeps its place unless beaten
             score = self.cv_mase_[prefer]
-            if not ranked[0][0] < (1 - self.params_["margin"]) * score:
+            if not ranked[0][0] < (1 - self.margin_) * score:
                 ranked = [(score, prefer)] + [r for r in ranked if r[1] != prefer]
         if not ranked:
             raise ConfigError("auto: every candidate failed or diverged", field="model.params.candidates")
