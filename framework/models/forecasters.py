@@ -390,7 +390,17 @@ class ARIMA(_StatsForecastModel):
 
 
 class Theta(_StatsForecastModel):
-    """Theta method (standard, optimised or dynamic; chosen by MSE), statsforecast AutoTheta."""
+    """Theta method (standard, optimised or dynamic; chosen by MSE), statsforecast AutoTheta.
+
+    Seasonality is handled as statsforecast does (a 90 % ACF test at lag ``m``, then a classical multiplicative
+    decomposition, additive when the series is not positive), but decided and estimated once, at fit time:
+    the seasonal indices are frozen (``season_type_``, ``profile_``) and AutoTheta models the adjusted series.
+    statsforecast's own ``forward`` re-runs the test and the decomposition on the whole series it is given, so a
+    later observation would move the seasonal indices of earlier steps (a one-step forecast that depends on the
+    future, and streamed flags that differ from offline ones). At the fit data the two are the same. The dynamic
+    variants (DSTM, DOTM: the combination's member) are then causal; the standard and optimised ones (STM, OTM)
+    keep statsforecast's whole-sample drift, as the method defines it.
+    """
 
     name = "theta"
     params_spec = MappingProxyType(
@@ -403,16 +413,64 @@ class Theta(_StatsForecastModel):
     def _build(self, y: np.ndarray) -> Any:
         from statsforecast.models import AutoTheta
 
-        decomposition = self.params_["decomposition_type"]
-        if np.nanmin(y) <= 0:  # multiplicative needs a positive series
-            decomposition = "additive"
-        return AutoTheta(
-            season_length=self.season_length, decomposition_type=decomposition, model=self.params_["model"]
-        )
+        return AutoTheta(season_length=1, model=self.params_["model"])
+
+    def _fit(self, y: np.ndarray) -> None:
+        m = int(self.season_length)
+        self.season_type_, self.profile_ = None, np.ones(1)
+        if m >= 4 and len(y) >= 2 * m:  # statsforecast's seasonality test (auto_theta)
+            from scipy.stats import norm
+            from statsmodels.tsa.seasonal import seasonal_decompose
+            from statsmodels.tsa.stattools import acf
+
+            r = acf(y, nlags=m, fft=False)[1:]
+            stat = np.sqrt((1 + 2 * np.sum(r[:-1] ** 2)) / len(y))
+            if np.abs(r[-1]) / stat > norm.ppf(0.95):
+                kind = self.params_["decomposition_type"] if np.nanmin(y) > 0 else "additive"
+                seasonal = seasonal_decompose(y, model=kind, period=m).seasonal
+                if kind == "multiplicative" and np.any(seasonal < 0.01):
+                    kind = "additive"
+                    seasonal = seasonal_decompose(y, model=kind, period=m).seasonal
+                self.season_type_ = kind
+                self.profile_ = np.roll(np.asarray(seasonal[-m:], dtype="float64"), len(y) % m)
+        super()._fit(self._adjust(y))
+
+    def _season(self, start: int, n: int) -> np.ndarray:
+        return self.profile_[np.arange(start, start + n) % len(self.profile_)]
+
+    def _adjust(self, y: np.ndarray) -> np.ndarray:
+        if self.season_type_ is None:
+            return y
+        season = self._season(0, len(y))
+        return y / season if self.season_type_ == "multiplicative" else y - season
+
+    def _reseason(self, values: np.ndarray, start: int) -> np.ndarray:
+        if self.season_type_ is None:
+            return np.asarray(values, dtype="float64")
+        season = self._season(start, len(values))
+        return values * season if self.season_type_ == "multiplicative" else values + season
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if "season_type_" not in self.__dict__:  # fitted before 0.2: statsforecast's own decomposition
+            return super()._forecast(y, h, level)
+        mean, lower, upper = super()._forecast(self._adjust(y), h, level)
+        return tuple(self._reseason(part, len(y)) for part in (mean, lower, upper))  # type: ignore[return-value]
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        if "season_type_" not in self.__dict__:
+            return super()._one_step(y)
+        return self._reseason(super()._one_step(self._adjust(y)), 0)
 
 
 class CES(_StatsForecastModel):
-    """Complex exponential smoothing (statsforecast AutoCES; season type chosen by AIC)."""
+    """Complex exponential smoothing (statsforecast AutoCES; season type chosen by AIC).
+
+    The initial states are frozen at fit time (``init_states_``: those the fit's last forward pass started from,
+    after statsforecast's back-fitting) and forecasts run one forward pass of the CES filter from them.
+    statsforecast's ``forward`` re-derives them from the series it is given (a classical decomposition of the
+    *whole* series for the partial and full seasonal types, then back-fitting over all of it), so a later
+    observation would move every earlier one-step forecast. At the fit data the two are the same.
+    """
 
     name = "ces"
     params_spec = MappingProxyType({"model": Param("Z", (str,), choices=("Z", "N", "S", "P", "F"))})
@@ -421,6 +479,56 @@ class CES(_StatsForecastModel):
         from statsforecast.models import AutoCES
 
         return AutoCES(season_length=self.season_length, model=self.params_["model"])
+
+    def _fit(self, y: np.ndarray) -> None:
+        from statsforecast.ces import initstate, pegelsresid_ces
+
+        super()._fit(y)
+        fitted = self.model_.model_
+        start = initstate(y, fitted["m"], fitted["seasontype"])
+        path = pegelsresid_ces(  # the fit's own pass, which back-fits the initial states on the fit data
+            y=y,
+            m=fitted["m"],
+            init_states=start,
+            n_components=start.shape[1],
+            seasontype=fitted["seasontype"],
+            nmse=3,
+            **fitted["par"],
+        )[2]
+        self.init_states_ = np.array(path[: len(start)])  # the states the final forward pass started from
+
+    def _run(self, y: np.ndarray) -> dict[str, Any]:
+        """statsforecast's fitted dict for one forward pass of the CES filter over ``y`` from ``init_states_``."""
+        from statsforecast.ces import cescalc, switch_ces
+
+        fitted, lags = self.model_.model_, len(self.init_states_)
+        states = np.zeros((len(y) + 2 * lags, self.init_states_.shape[1]))
+        states[:lags] = self.init_states_
+        e, amse = np.zeros(len(y)), np.zeros(3)
+        par = fitted["par"]
+        cescalc(
+            np.asarray(y, dtype="float64"), states, fitted["m"], switch_ces(fitted["seasontype"]),
+            par["alpha_0"], par["alpha_1"], par["beta_0"], par["beta_1"], e, amse, 3, 0,  # 0: no back-fitting
+        )  # fmt: skip
+        dof = max(len(y) - self.init_states_.shape[1] - 2, 1)  # cesmodel's sigma2: sum(e^2) / (n - components - 2)
+        return {**fitted, "states": states, "n": len(y), "residuals": e, "fitted": y - e, "sigma2": e @ e / dof}
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if "init_states_" not in self.__dict__:  # fitted before 0.2: statsforecast's forward
+            return super()._forecast(y, h, level)
+        from statsforecast.ces import forecast_ces
+
+        pct = _level_key(level) if level is not None else None
+        out = forecast_ces(self._run(y), h, level=[pct] if pct is not None else None)
+        mean = np.asarray(out["mean"], dtype="float64")
+        if pct is None:
+            return mean, mean, mean
+        return mean, np.asarray(out[f"lo-{pct}"], dtype="float64"), np.asarray(out[f"hi-{pct}"], dtype="float64")
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        if "init_states_" not in self.__dict__:
+            return super()._one_step(y)
+        return np.asarray(self._run(y)["fitted"], dtype="float64")
 
     def describe(self) -> str:
         return f"CES({self.model_.model_.get('seasontype', '?')})"
