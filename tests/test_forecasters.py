@@ -137,3 +137,21 @@ def test_auto_drops_a_diverging_candidate(y: np.ndarray, monkeypatch: pytest.Mon
     model = make_forecaster("auto", {"candidates": ["theta", "ets", "seasonal_naive"]}, season_length=24, horizon=12)
     model.fit(y[:300])
     assert "theta" in model.dropped_ and model.best_name_ != "theta"
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("ces", {"model": "P"}), ("ces", {"model": "F"}), ("ces", {"model": "S"}), ("theta", {"model": "DOTM"})],
+)
+def test_one_step_forecasts_do_not_depend_on_later_rows(name: str, params: dict) -> None:
+    """statsforecast's forward re-derives CES's initial states and theta's seasonal indices from the whole series;
+    ours freezes them at fit time, so appending rows never moves an earlier one-step forecast, and at the fit
+    data the forecast is statsforecast's own."""
+    y = 50 + make_series(n=260, freq="D", seasonalities=(12,), anomalies=(), seed=8)["value"].to_numpy()
+    model = make_forecaster(name, {**params, "intervals": "model"}, season_length=12, horizon=12).fit_state(y[:150])
+    short, long = model.one_step(y[:180]), model.one_step(y)
+    np.testing.assert_allclose(short, long[:180], rtol=0, atol=1e-9)
+    from statsforecast.models import AutoCES, AutoTheta
+
+    peer = (AutoCES if name == "ces" else AutoTheta)(season_length=12, model=params["model"]).fit(y[:150])
+    np.testing.assert_allclose(model.point_forecast(y[:150], 12), peer.predict(12)["mean"], rtol=1e-9)
