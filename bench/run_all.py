@@ -17,6 +17,7 @@ BENCHES = [
     "cli_startup",
     "mlops_logging",
     "fault_detection",
+    "predict_path",
     "forecasting",
     "forecast_panel",
     "stream_transport",

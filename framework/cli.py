@@ -557,6 +557,9 @@ def stream_command(
     batch_timeout_ms: Annotated[int, typer.Option(min=1, help="longest wait to fill a micro-batch")] = 200,
     output_format: FormatOption = None,
     consumers: Annotated[int, typer.Option(min=1, help="competing scorer processes under one supervisor")] = 1,
+    max_redeliveries: Annotated[
+        int, typer.Option(min=0, help="dead-letter a message redelivered more often without being scored")
+    ] = 5,
 ) -> None:
     """Score NAME.input continuously until SIGINT/SIGTERM (the batch in hand finishes and is acked).
 
@@ -579,6 +582,8 @@ def stream_command(
             str(batch_size),
             "--batch-timeout-ms",
             str(batch_timeout_ms),
+            "--max-redeliveries",
+            str(max_redeliveries),
         ]
         command += ["--config", str(config)] if config else []
         command += ["--format", output_format] if output_format else []
@@ -586,7 +591,12 @@ def stream_command(
             raise typer.Exit(supervise(command, consumers, stop))
     with open_hub(config) as hub:
         stats = hub_call(
-            hub.stream, name, batch_size=batch_size, batch_timeout_ms=batch_timeout_ms, output_format=output_format
+            hub.stream,
+            name,
+            batch_size=batch_size,
+            batch_timeout_ms=batch_timeout_ms,
+            output_format=output_format,
+            max_redeliveries=max_redeliveries,
         )
     print_json(stats.to_dict())
 

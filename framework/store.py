@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -40,6 +42,7 @@ from framework.errors import (
 )
 from framework.Experiment import Experiment
 from framework.plugins.mlops import MLOpsPlugin, ModelVersion, RunRecord
+from framework.processes import process_alive
 
 __all__ = ["CHAMPION", "MONITOR_UPDATED", "ExperimentInfo", "ExperimentStore", "RunOutcome"]
 
@@ -55,6 +58,8 @@ TAG_PROMOTED = "experimenthub.promoted"
 TAG_VALIDATION = "experimenthub.validation"
 TAG_INCARNATION = "experimenthub.incarnation"
 TAG_ERROR = "experimenthub.error"  # why a training run FAILED, so any process can report it
+TAG_HOST = "experimenthub.host"  # where a training run's process runs, and its pid: an ended process's RUNNING run
+TAG_PID = "experimenthub.pid"  # is abandoned
 TAG_RUN_NAME = "mlflow.runName"
 TAG_FIGURES = "experimenthub.figures"
 TAG_EVENT = "experimenthub.event."  # monitoring-run tag prefix: one JSON event per tag
@@ -168,10 +173,13 @@ class ExperimentStore:
     def training_run(
         self, name: str, *, kind: str = "train", job_id: str | None = None, incarnation: str | None = None
     ) -> Iterator[str]:
-        """One training run (FINISHED, or FAILED if the body raises) tagged as a training, with its job id and the
-        experiment's incarnation."""
+        """One training run (FINISHED, or FAILED if the body raises) tagged as a training, with its job id, the
+        experiment's incarnation and its process. Runs of ``name`` abandoned by ended processes are closed first."""
+        self.end_abandoned_runs(name)
         tags = {
             TAG_KIND: "train",
+            TAG_HOST: socket.gethostname(),
+            TAG_PID: str(os.getpid()),
             **({TAG_JOB: job_id} if job_id else {}),
             **({TAG_INCARNATION: incarnation} if incarnation else {}),
         }
@@ -181,6 +189,26 @@ class ExperimentStore:
             except Exception as exc:
                 self._tag_error(run_id, exc)
                 raise
+
+    def end_abandoned_runs(self, name: str) -> list[str]:
+        """Mark FAILED, with the reason, the training runs of ``name`` still RUNNING although their process on this
+        host has ended (killed, or it lost the store before it could end them); return their ids. Runs of other
+        hosts are left: their processes cannot be checked from here (and this process's own runs are the MLOps
+        plugin's: it retries an end the store missed)."""
+        running = self.mlops.search_runs(
+            name, filter_string=f"tags.`{TAG_KIND}` = 'train' and attributes.status = 'RUNNING'", max_results=50
+        )
+        ended = []
+        for run in running:
+            pid = run.tags.get(TAG_PID, "")
+            if run.tags.get(TAG_HOST) != socket.gethostname() or not pid.isdigit() or process_alive(int(pid)):
+                continue
+            reason = f"abandoned: its process {pid} on {run.tags[TAG_HOST]} ended without closing the run"
+            self.mlops.set_tags(run.run_id, {TAG_ERROR: run.tags.get(TAG_ERROR) or reason})
+            self.mlops.end_run(run.run_id, "FAILED")
+            log.warning("training run %s of %s: %s; marked FAILED", run.run_id, name, reason)
+            ended.append(run.run_id)
+        return ended
 
     def _tag_error(self, run_id: str, exc: Exception) -> None:
         """Record why the run failed (redacted, short); a store that cannot take the tag does not hide ``exc``."""

@@ -482,8 +482,53 @@ def test_a_job_whose_mlflow_dies_mid_training_reports_the_cause(mlflow_server):
         message = str(failed.value)
         assert "unreachable" in message or "unavailable" in message.lower(), message
         assert "could not mark" not in message and "FAILED" not in message, message
+        (left,) = hub.store.training_runs(name)
+        assert left.status == "RUNNING"  # the store was away when the job ended: nobody could close the run
+        hub.train(name, pd.DataFrame({"x": [1.0, 2.0]}))  # the next training closes it first
+        runs = {run.run_id: run for run in hub.store.training_runs(name)}
+        assert runs[left.run_id].status == "FAILED" and len(runs) == 2  # the plugin sent the end it had missed
     finally:
         hub.shutdown()
+
+
+ABANDON = """
+import sys, time
+from tests.test_hub_experiments import ExperimentHub, hub_config
+hub = ExperimentHub.from_hub_config(hub_config(sys.argv[1]))
+with hub.store.training_run(sys.argv[2]):
+    print("started", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_whose_process_was_killed_is_marked_failed_by_the_next_training(open_hub):
+    """kill -9 of a training process leaves its run RUNNING; the next training of the experiment on this host
+    sees that the run's process has ended and marks the run FAILED, with the reason."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    hub = open_hub()
+    name = unique("abandoned")
+    hub.create_experiment(name, "gate", {"model": {"name": "mean"}})
+    uri = hub.get_plugin("mlops").mlflow_uri
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    child = subprocess.Popen([sys.executable, "-c", ABANDON, uri, name], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "started"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    (killed,) = hub.store.training_runs(name)
+    assert killed.status == "RUNNING"
+    hub.train(name, pd.DataFrame({"x": [1.0, 2.0]}))
+    runs = {run.run_id: run for run in hub.store.training_runs(name)}
+    assert runs[killed.run_id].status == "FAILED"
+    assert f"abandoned: its process {child.pid}" in runs[killed.run_id].tags["experimenthub.error"]
+    assert [run.status for run in runs.values()].count("FINISHED") == 1
 
 
 class DownQueue:

@@ -180,3 +180,119 @@ def test_a_hung_mlflow_costs_seconds_and_never_blocks_io_free_routes(stalling_ap
     assert slowest < 15, f"the slowest predict took {slowest:.1f} s to answer 503"
     assert max(io_free) < 1, f"/experiment-types took {max(io_free):.2f} s with 50 hung predicts in flight"
     assert health.status_code == 503 and health_s < 10, (health.status_code, health_s)
+
+
+@pytest.mark.services
+def test_a_hung_broker_costs_seconds_on_post_records(tmp_path):
+    """RabbitMQ accepting connections and never answering: POST /records answers 503 within 15 s, and the routes
+    without I/O stay quick while such publishes hang."""
+    from tests.conftest import require_service
+
+    require_service("rabbitmq")
+    proxy = StallingProxy(5672)
+    config = tmp_path / "hub_config.yaml"
+    config.write_text(
+        f"""
+version: "1.0"
+plugins:
+  mlops: {{type: "mlflow", config: {{mlflow_uri: "sqlite:///{tmp_path / "mlflow.db"}"}}}}
+  datastream: {{type: "rabbitmq", config: {{host: "127.0.0.1", port: {proxy.port}}}}}
+experiments:
+  - {{name: "fault_detection", module: "framework.FaultDetection", class: "FaultDetectionExperiment"}}
+"""
+    )
+    name = f"hung-broker-{uuid.uuid4().hex[:8]}"
+    records = [{"timestamp": "2026-01-01T00:00:00Z", "s01": 1.0}]
+    try:
+        serve = ["-m", "framework.cli", "serve", "--config", str(config)]
+        with run_server(serve, tmp_path) as server, server.client() as client:
+            spec = {"model": {"name": "pca"}, "timestamp": "timestamp"}
+            assert client.post("/experiments", json={"name": name, "type": "fault_detection", "spec": spec})
+            assert client.post(f"/experiments/{name}/records", json={"records": records}).status_code == 202
+            proxy.stall()
+
+            def publish() -> tuple[int, float]:
+                with httpx.Client(base_url=server.url, timeout=120) as own:
+                    start = time.monotonic()
+                    answer = own.post(f"/experiments/{name}/records", json={"records": records})
+                return answer.status_code, time.monotonic() - start
+
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                in_flight = [pool.submit(publish) for _ in range(10)]
+                time.sleep(2)
+                start = time.monotonic()
+                assert client.get("/experiment-types").status_code == 200
+                io_free = time.monotonic() - start
+                results = [future.result() for future in in_flight]
+            proxy.resume()
+            client.delete(f"/experiments/{name}", params={"purge_queues": "true"})
+    finally:
+        proxy.close()
+    slowest = max(elapsed for _, elapsed in results)
+    print(
+        f"figures: 10 publishes on a hung broker -> {sorted({s for s, _ in results})}, slowest {slowest:.1f} s; "
+        f"/experiment-types {io_free:.3f} s"
+    )
+    assert {status for status, _ in results} == {503}
+    assert slowest < 15 and io_free < 1
+
+
+@pytest.mark.parametrize("transport", ["rabbitmq", "local"])
+def test_scorers_killed_again_and_again_lose_nothing(tmp_path, transport):
+    """kill -9 of the scorer three times while it works through 200 messages (a restart after each): every input
+    gets its prediction, and the duplicates (a batch scored but not acked when it died) are counted."""
+    import os
+    import signal
+
+    from framework.config import HubConfig
+    from framework.datasets.process import make_process
+    from framework.ExperimentHub import ExperimentHub
+    from framework.streaming import prediction_queue
+    from tests.test_streaming import config_dict, start_scorer
+
+    if transport == "rabbitmq":
+        from tests.conftest import require_service
+
+        require_service("rabbitmq")
+    home = tmp_path / "home"
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps(config_dict(home, transport)))
+    hub = ExperimentHub.from_hub_config(HubConfig.model_validate(config_dict(home, transport)))
+    name = f"chaos-{uuid.uuid4().hex[:8]}"
+    normal, test = make_process(n_normal=1500, n_test=1000, seed=8)
+    try:
+        hub.create_experiment(name, "fault_detection", {"model": {"name": "pca"}, "timestamp": "timestamp"})
+        hub.train(name, normal)
+        ids = hub.publish_records(name, test.drop(columns=["fault", "fault_type", "fault_sensor"]), batch_size=5)
+        stream = hub.get_plugin("datastream")
+        stream.create_queue(prediction_queue(name))
+        received: list[str] = []
+
+        def take(until: int, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while len(set(received)) < until and time.monotonic() < deadline:
+                batch = stream.pull_data(prediction_queue(name), max_messages=200, timeout=0.5)
+                received.extend(json.loads(d.body)["input_id"] for d in batch)
+                stream.ack(batch)
+
+        kills = 0
+        for target in (30, 80, 130):
+            scorer = start_scorer(config, name)
+            take(target, timeout=120)
+            os.kill(scorer.pid, signal.SIGKILL)
+            scorer.wait(timeout=30)
+            kills += 1
+        scorer = start_scorer(config, name)
+        take(len(ids), timeout=240)
+        scorer.send_signal(signal.SIGTERM)
+        assert scorer.wait(timeout=60) == 0
+        time.sleep(1)
+        take(len(ids) + 1, timeout=2)  # anything published just before the stop
+        lost = set(ids) - set(received)
+        duplicated = len(received) - len(set(received))
+        print(f"figures: {transport}: {len(ids)} messages, {kills} kill -9, lost {len(lost)}, duplicated {duplicated}")
+        assert not lost
+        assert set(received) <= set(ids)
+    finally:
+        hub.delete_experiment(name, purge_queues=True)
+        hub.shutdown()

@@ -78,10 +78,15 @@ DYNAMIC_SPEC = {"model": {"name": "pca", "params": {"lags": 2}}, "timestamp": "t
                 "threshold": {"persistence": {"k": 3, "n": 5}}}
 
 
-@pytest.fixture(params=["rabbitmq", "local"])
+VAR_SPEC = {**DYNAMIC_SPEC, "model": {"name": "var_innovation"}}  # lags and an EWMA carried across batches
+
+
+@pytest.fixture(params=[("rabbitmq", "pca"), ("local", "pca"), ("rabbitmq", "var_innovation"),
+                        ("local", "var_innovation")], ids="-".join)
 def trained_dynamic(request, tmp_path, process):
-    """Dynamic PCA (lags) with k-of-n persistence: both look back on earlier rows."""
-    yield from open_trained(request.param, tmp_path, process, DYNAMIC_SPEC)
+    """Dynamic PCA (lags) or var_innovation, with k-of-n persistence: all look back on earlier rows."""
+    transport, model = request.param
+    yield from open_trained(transport, tmp_path, process, DYNAMIC_SPEC if model == "pca" else VAR_SPEC)
 
 
 @pytest.fixture
@@ -183,7 +188,8 @@ def test_bad_split_and_arrow_messages_go_to_the_dead_letter_queue(trained, proce
 
 
 def test_stream_results_do_not_depend_on_batching(trained_dynamic, process):
-    """Lags and k-of-n persistence carry across micro-batches: batches of 1, 7 and 100 rows equal one predict."""
+    """Lags, var_innovation's EWMA and k-of-n persistence carry across micro-batches: batches of 1, 7 and 100 rows
+    equal one predict, alarms exactly, scores to 1e-12 (BLAS rounds a row's last bits by the batch's row count)."""
     hub, name, _, _ = trained_dynamic
     test = process[1].drop(columns=["fault", "fault_type", "fault_sensor"]).iloc[150:450]
     offline = hub.predict(name, test).reset_index(drop=True)

@@ -6,6 +6,8 @@ Every detector works on standardized data and has the same small interface::
     detector.fit(X_normal)                                     # numpy (n_rows, n_features)
     result = detector.score(X)                                 # DetectorScores: score (higher = more
                                                                # anomalous), contributions (row shares)
+    result, carry = detector.score_stream(X_next, carry)       # X_next continues the rows before it; the
+                                                               # shares on demand: result.explain(rows)
 
 - ``pca``: PCA-MSPC (``framework.models.mspc.PCAMSPC``): T², SPE and their combined index.
 - ``var_innovation``: a dynamic detector for closed loops (``framework.models.innovation.VARInnovation``):
@@ -60,6 +62,8 @@ class Detector(Protocol):
 
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores: ...
 
+    def score_stream(self, X: np.ndarray, carry: Any = None) -> tuple[DetectorScores, Any]: ...
+
 
 class _SklearnDetector:
     """A scikit-learn outlier detector behind the catalog interface."""
@@ -108,7 +112,17 @@ class _SklearnDetector:
 
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
         score = -self.estimator_.score_samples(X)
-        return DetectorScores(score=score, contributions=contribution_shares(np.abs(X)) if contributions else None)
+
+        def explain(rows: np.ndarray | slice) -> np.ndarray:
+            return contribution_shares(np.abs(X[rows]))
+
+        return DetectorScores(
+            score=score, contributions=explain(slice(None)) if contributions else None, explain=explain
+        )
+
+    def score_stream(self, X: np.ndarray, carry: None = None) -> tuple[DetectorScores, None]:
+        """Rows are scored on their own: nothing to carry."""
+        return self.score(X, contributions=False), None
 
 
 class IsolationForestDetector(_SklearnDetector):

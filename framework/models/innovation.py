@@ -11,8 +11,10 @@ sample to the next. The detector watches both on standardized data ``Z``:
 - **Persistent shift.** A multivariate EWMA of the innovations, ``w_t = λ e_t + (1-λ) w_{t-1}`` (Lowry et al.,
   1992), with Hotelling's T² against the innovations' covariance (ridge-regularised). A step that the controller
   compensates leaves a small lasting offset in a manipulated variable: hidden in one noisy sample, plain in the
-  average of the last ``1/λ`` innovations. The filter starts at 0 at the first row of each batch, so
-  ``context_rows`` includes the rows after which an earlier row weighs less than 1 %.
+  average of the last ``1/λ`` innovations. ``score`` starts the filter at 0 at its first row (so ``fit``'s
+  ``context_rows`` include the rows after which an earlier row weighs less than 1 %); ``score_stream`` carries the
+  filter's state and the last ``lags`` rows from call to call, so streamed batches continue exactly where one
+  ``score`` over all the rows would be.
 
 ``score`` is the largest of the three indices, each divided by its 99th percentile on the fitting rows (so that
 no part dominates the false alarms). Contributions are reconstruction-based (Alcala & Qin, 2009) in each part,
@@ -23,11 +25,13 @@ on the last 20 % of the fitting rows (time order), then refit on all of them: no
 
 >>> detector = VARInnovation().fit(Z_train)      # Z standardized, rows in time order
 >>> detector.score(Z_live).score
+>>> result, carry = detector.score_stream(Z_next, carry)   # carry: None at the start of a stream
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,7 +47,7 @@ from framework.models.mspc import (
     lagged,
 )
 
-__all__ = ["VARInnovation"]
+__all__ = ["InnovationCarry", "VARInnovation"]
 
 _LAG_GRID = (1, 2, 3, 4, 5, 6)
 _RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0)
@@ -63,6 +67,16 @@ def _ridge(R: np.ndarray, Y: np.ndarray, penalty: float) -> tuple[np.ndarray, np
     gram = Rc.T @ Rc + penalty * len(R) * np.eye(R.shape[1])
     B = np.linalg.solve(gram, Rc.T @ (Y - y_mean))
     return B, y_mean - r_mean @ B
+
+
+@dataclass(frozen=True)
+class InnovationCarry:
+    """What ``VARInnovation.score_stream`` carries between calls: the last ``lags`` rows (fewer at the start of a
+    stream, from its very first row on) and the EWMA filter's state after the last row (``scipy.signal.lfilter``'s
+    ``zf``)."""
+
+    rows: np.ndarray
+    ewma: np.ndarray
 
 
 class VARInnovation:
@@ -168,40 +182,60 @@ class VARInnovation:
         R, Y = _design(Z, self.lags_)
         return Y - R @ self.coef_ - self.intercept_
 
-    def _smoothed(self, innovations: np.ndarray) -> np.ndarray:
-        """The EWMA of the innovations, started at 0 (a linear filter: ``scipy.signal.lfilter``)."""
+    def _smoothed(self, innovations: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The EWMA of the innovations from the filter state ``state`` (None: started at 0), and the state after
+        them (a linear filter: ``scipy.signal.lfilter``; its state is exact, so a continuation equals one pass)."""
         from scipy.signal import lfilter
 
-        return lfilter([self.ewma], [1.0, self.ewma - 1.0], innovations, axis=0)
+        if state is None:
+            state = np.zeros((1, innovations.shape[1]))
+        return lfilter([self.ewma], [1.0, self.ewma - 1.0], innovations, axis=0, zi=state)
 
     def _parts(self, Z: np.ndarray) -> list[np.ndarray]:
         """The three indices per row, each over its scale."""
         innovations = self._innovations(Z)
-        w = self._smoothed(innovations)
+        w, _ = self._smoothed(innovations)
+        return self._indices(Z, innovations, w)
+
+    def _indices(self, Z: np.ndarray, innovations: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
         return [
             self.innovation_.score(innovations, contributions=False).score / self.scales_[0],
             self.level_.score(Z, contributions=False).score / self.scales_[1],
-            np.einsum("ij,jk,ik->i", w, self.ewma_precision_, w) / self.scales_[2],
+            np.einsum("ij,ij->i", w @ self.ewma_precision_, w) / self.scales_[2],  # w' P w through BLAS
         ]
 
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
         """The largest scaled index per row, the three parts in ``extras``, and reconstruction-based shares."""
-        Z = np.asarray(X, dtype=np.float64)
-        innovation, level, shift = self._parts(Z)
-        shares = None
-        if contributions:
-            innovations = self._innovations(Z)
-            centered = _row_scaled(
-                innovations - self.innovation_.mean_, Z - self.level_.mean_, self._smoothed(innovations)
-            )
-            matrices = (self.innovation_.matrix_, self.level_.matrix_, self.ewma_precision_)
-            parts = zip(matrices, centered, self.scales_, strict=True)
-            rbc = np.zeros_like(Z)
-            for matrix, centered, scale in parts:
-                diagonal = np.diag(matrix)
-                safe = np.where(diagonal > 1e-12, diagonal, np.inf)
-                rbc += (centered @ matrix) ** 2 / safe / scale
-            shares = contribution_shares(rbc)
+        result, _ = self.score_stream(X)
+        if not contributions:
+            return result
+        assert result.explain is not None
+        return DetectorScores(result.score, result.explain(slice(None)), result.extras, result.explain)
+
+    def score_stream(
+        self, X: np.ndarray, carry: InnovationCarry | None = None
+    ) -> tuple[DetectorScores, InnovationCarry]:
+        """Score ``X`` as the continuation of the rows before it (``carry``: what the previous call returned, None at
+        the start of a stream); contributions on demand (``result.explain(rows)``). Returns the carry for the next
+        call. The regressors of the first rows are the real previous rows, and the EWMA goes on from its state."""
+        X = np.asarray(X, dtype=np.float64)
+        n_history = 0 if carry is None else len(carry.rows)
+        full = np.vstack([carry.rows, X]) if n_history else X
+        innovations = self._innovations(full)[n_history:]
+        w, state = self._smoothed(innovations, None if carry is None else carry.ewma)
+        innovation, level, shift = self._indices(X, innovations, w)
         extras: dict[str, Any] = {"innovation_index": innovation, "level_index": level, "shift_index": shift}
         score = np.maximum(np.maximum(innovation, level), shift)
-        return DetectorScores(score=score, contributions=shares, extras=extras)
+
+        def explain(rows: np.ndarray | slice) -> np.ndarray:
+            centered = _row_scaled(innovations[rows] - self.innovation_.mean_, X[rows] - self.level_.mean_, w[rows])
+            matrices = (self.innovation_.matrix_, self.level_.matrix_, self.ewma_precision_)
+            rbc = np.zeros_like(centered[0])
+            for matrix, part, scale in zip(matrices, centered, self.scales_, strict=True):
+                diagonal = np.diag(matrix)
+                safe = np.where(diagonal > 1e-12, diagonal, np.inf)
+                rbc += (part @ matrix) ** 2 / safe / scale
+            return contribution_shares(rbc)
+
+        result = DetectorScores(score=score, extras=extras, explain=explain)
+        return result, InnovationCarry(rows=full[-self.lags_ :], ewma=state)

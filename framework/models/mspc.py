@@ -17,13 +17,20 @@ no history, so the block is padded with copies of its first row (in ``fit`` and 
 leaves the padded rows out of the covariance estimate. Contributions of the lagged copies are summed back onto
 their variable.
 
+Contributions cost a matrix product and a few passes over every row, more than the score itself, so
+``score(X, contributions=False)`` and ``score_stream`` leave them to ``result.explain(rows)``, which computes them for
+the rows asked for (the alarms, say) from the arrays the score already built.
+
 >>> model = PCAMSPC(variance_retained=0.9).fit(X_train)
 >>> result = model.score(X_live)           # result.score, result.contributions, result.extras["t2"]
+>>> result, carry = model.score_stream(X_next, carry)   # continues the rows before X_next (lags)
+>>> shares = result.explain(np.flatnonzero(result.score > limit))
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,11 +47,15 @@ _TINY = 1e-12
 
 @dataclass(frozen=True)
 class DetectorScores:
-    """What a detector says about each row: ``score`` (higher = more anomalous) and per-feature shares."""
+    """What a detector says about each row: ``score`` (higher = more anomalous) and per-feature shares.
+
+    ``contributions`` holds the shares of every row when they were asked for; ``explain(rows)`` computes them for
+    the rows asked for (an index array or a slice into ``score``), the same values row for row."""
 
     score: np.ndarray
     contributions: np.ndarray | None = None  # (n_rows, n_features), rows sum to 1
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    explain: Callable[[np.ndarray | slice], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def lagged(X: np.ndarray, lags: int) -> np.ndarray:
@@ -61,12 +72,23 @@ def contribution_shares(contrib: np.ndarray) -> np.ndarray:
 
     Overflowed entries (inf, from huge readings) count as the largest float; rows are scaled by their maximum
     first so that the sum cannot overflow."""
-    contrib = np.nan_to_num(contrib, nan=0.0, posinf=np.finfo(np.float64).max)
-    peak = contrib.max(axis=1, keepdims=True)
-    contrib = np.divide(contrib, peak, out=np.zeros_like(contrib), where=peak > 0)
-    total = contrib.sum(axis=1, keepdims=True)
-    uniform = np.full_like(contrib, 1.0 / contrib.shape[1])
-    return np.divide(contrib, total, out=uniform, where=total > _TINY)
+    if not np.isfinite(contrib).all():  # the common case skips this copy
+        contrib = np.nan_to_num(contrib, nan=0.0, posinf=np.finfo(np.float64).max)
+    peak = _row_max(contrib)[:, None]
+    positive = peak > 0
+    shares = contrib / np.where(positive, peak, 1.0)
+    shares /= shares.sum(axis=1, keepdims=True)  # at least 1 where the peak is positive
+    if not positive.all():
+        shares[~positive[:, 0]] = 1.0 / contrib.shape[1]
+    return shares
+
+
+def _row_max(values: np.ndarray) -> np.ndarray:
+    """The largest value of each row of a NaN-free array (the same value as ``values.max(axis=1)``, found with
+    ``argmax``, which numpy runs several times faster on short rows)."""
+    if values.shape[1] == 0:
+        return values.max(axis=1)
+    return np.take_along_axis(values, values.argmax(axis=1)[:, None], axis=1)[:, 0]
 
 
 class PCAMSPC:
@@ -186,20 +208,40 @@ class PCAMSPC:
 
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
         """T², SPE and the chosen statistic per row, plus reconstruction-based contribution shares."""
-        Z = lagged(np.asarray(X, dtype=np.float64), self.lags) - self.mean_
+        result, _ = self.score_stream(X)
+        return _with_contributions(result) if contributions else result
+
+    def score_stream(self, X: np.ndarray, carry: np.ndarray | None = None) -> tuple[DetectorScores, np.ndarray | None]:
+        """Score ``X`` as the continuation of the rows before it: ``carry`` is what the previous call returned (the
+        last ``lags`` rows; None at the start). Returns the scores (contributions on demand: ``explain``) and the
+        carry for the next call. Dynamic PCA's first rows see their real history, and copies of the very first row
+        before it, as in one ``score`` over all the rows."""
+        X = np.asarray(X, dtype=np.float64)
+        n_history = 0 if carry is None else len(carry)
+        full = np.vstack([carry, X]) if n_history else X
+        Z = lagged(full, self.lags)[n_history:] - self.mean_
         scores = Z @ self.components_
         t2 = np.einsum("ij,ij->i", scores, scores / self.eigenvalues_)
         residual = Z - scores @ self.components_.T
         spe = np.einsum("ij,ij->i", residual, residual)
         score = {"t2": t2, "spe": spe, "combined": spe / self.spe_limit_ + t2 / self.t2_limit_}[self.statistic]
-        shares = None
-        if contributions:
-            diagonal = np.diag(self.matrix_)
-            safe = np.where(diagonal > _TINY, diagonal, np.inf)
-            rbc = (_row_scaled(Z) @ self.matrix_) ** 2 / safe  # shares are scale-free: no overflow
+        result = DetectorScores(score=score, extras={"t2": t2, "spe": spe}, explain=lambda rows: self._shares(Z[rows]))
+        return result, (full[-self.lags :] if self.lags else None)
+
+    def _shares(self, Z: np.ndarray) -> np.ndarray:
+        """Reconstruction-based contribution shares of the centered (lagged) rows ``Z``."""
+        diagonal = np.diag(self.matrix_)
+        safe = np.where(diagonal > _TINY, diagonal, np.inf)
+        rbc = (_row_scaled(Z) @ self.matrix_) ** 2 / safe  # shares are scale-free: no overflow
+        if self.lags:
             rbc = rbc.reshape(len(Z), self.lags + 1, self.n_features_in_).sum(axis=1)
-            shares = contribution_shares(rbc)
-        return DetectorScores(score=score, contributions=shares, extras={"t2": t2, "spe": spe})
+        return contribution_shares(rbc)
+
+
+def _with_contributions(result: DetectorScores) -> DetectorScores:
+    """``result`` with the shares of every row filled in."""
+    assert result.explain is not None
+    return DetectorScores(result.score, result.explain(slice(None)), result.extras, result.explain)
 
 
 def _row_scaled(*parts: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
@@ -207,10 +249,13 @@ def _row_scaled(*parts: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
 
     Reconstruction-based contributions are quadratic in the row, so their shares do not change, and huge
     readings (1e155) no longer overflow to inf."""
-    with np.errstate(invalid="ignore"):
-        peak = np.max([np.max(np.abs(np.nan_to_num(p)), axis=1) for p in parts], axis=0)
+    if not all(np.isfinite(p).all() for p in parts):  # the common case skips these copies
+        parts = tuple(np.nan_to_num(p) for p in parts)
+    peak = _row_max(np.abs(parts[0]))
+    for p in parts[1:]:
+        peak = np.maximum(peak, _row_max(np.abs(p)))
     factor = np.maximum(peak, 1.0)[:, None]
-    scaled = tuple(np.nan_to_num(p) / factor for p in parts)
+    scaled = tuple(p / factor for p in parts)
     return scaled[0] if len(scaled) == 1 else scaled
 
 

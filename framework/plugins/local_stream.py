@@ -46,6 +46,7 @@ from framework.plugins.datastream import (
 )
 from framework.plugins.per_thread import PerThread
 from framework.plugins.settings import LocalStreamConfig, validated_by
+from framework.processes import process_alive
 
 __all__ = ["LocalStreamPlugin"]
 
@@ -488,25 +489,12 @@ class LocalStreamPlugin(DataStreamPlugin):
         self._last_reap = now
         with self._tx() as db:
             pids = [pid for (pid,) in db.execute("SELECT DISTINCT lease_pid FROM messages WHERE lease IS NOT NULL")]
-            dead = [pid for pid in pids if not _alive(pid)]
+            dead = [pid for pid in pids if not process_alive(pid)]
             for pid in dead:
                 released = db.execute(
                     "UPDATE messages SET lease = NULL, lease_pid = NULL WHERE lease_pid = ?", (pid,)
                 ).rowcount
                 log.info("requeued %d unsettled delivery(ies) of stopped process %s", released, pid)
-
-
-def _alive(pid: int | None) -> bool:
-    """True if process ``pid`` runs on this machine (a lease without a pid counts as alive)."""
-    if pid is None or pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _death_headers(headers: str | None, queue: str) -> dict[str, Any]:

@@ -276,6 +276,7 @@ class MLflowPlugin(MLOpsPlugin):
         )
         self._client: MlflowClient | None = None
         self._open_runs: set[str] = set()
+        self._missed_ends: dict[str, RunStatus] = {}  # runs whose end the store missed (away): retried later
         self._experiment_names: dict[str, str] = {}  # experiment id -> name, for RunRecord
         self._schema_head: str | None = None
         self._lock = threading.Lock()
@@ -322,10 +323,12 @@ class MLflowPlugin(MLOpsPlugin):
             return
         with self._lock:
             open_runs = sorted(self._open_runs)
+            missed = dict(self._missed_ends)
         for run_id in open_runs:
+            status = missed.get(run_id, "FAILED")
             try:
-                self.end_run(run_id, "FAILED")
-                log.warning("run %s was still open at shutdown; ended as FAILED", run_id)
+                self.end_run(run_id, status)
+                log.warning("run %s was still open at shutdown; ended as %s", run_id, status)
             except HubError as exc:
                 log.warning("could not end run %s at shutdown: %s", run_id, exc)
         self._client = None
@@ -515,7 +518,10 @@ class MLflowPlugin(MLOpsPlugin):
     # --- runs -----------------------------------------------------------------------------------------------------
 
     def start_run(self, experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> str:
-        """Start a run in ``experiment`` (created if needed) and return its id; the run name defaults to it."""
+        """Start a run in ``experiment`` (created if needed) and return its id; the run name defaults to it.
+
+        Ends the store missed while it was away are sent first (each with the status it was given)."""
+        self._send_missed_ends()
         experiment_id = self.create_experiment(experiment)
         with self._mlflow(f"start a run in {experiment!r}") as client:
             run = client.create_run(experiment_id, run_name=run_name or experiment, tags=self._clean_tags(tags))
@@ -532,10 +538,23 @@ class MLflowPlugin(MLOpsPlugin):
         """End a run as FINISHED, FAILED or KILLED."""
         if status not in _TERMINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(_TERMINAL_STATUSES)}, got {status!r}")
-        with self._mlflow(f"end run {run_id}") as client:
-            client.set_terminated(run_id, status=status)
+        try:
+            with self._mlflow(f"end run {run_id}") as client:
+                client.set_terminated(run_id, status=status)
+        except PluginUnavailable:
+            with self._lock:
+                self._missed_ends[run_id] = status  # sent with the next start_run, or at shutdown
+            raise
         with self._lock:
             self._open_runs.discard(run_id)
+            self._missed_ends.pop(run_id, None)
+
+    def _send_missed_ends(self) -> None:
+        with self._lock:
+            missed = dict(self._missed_ends)
+        for run_id, status in missed.items():
+            self.end_run(run_id, status)
+            log.info("run %s: ended as %s now that the store answers again", run_id, status)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches of 100; values are stringified, masked and truncated to MLflow's limit."""
