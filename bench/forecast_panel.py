@@ -16,7 +16,10 @@ Peers, fitted in the same run with statsforecast alone: AutoETS, AutoARIMA, Auto
 and SCUM (Petropoulos & Svetunkov 2020): the median of the ETS, CES, ARIMA and DOTM point forecasts and bounds.
 On the hourly series the AutoARIMA peer uses a bounded search (``BOUNDED_ARIMA``): the default one takes minutes.
 
-Run: ``.venv/bin/python bench/forecast_panel.py`` (``--quick`` for 4 series; ``--models auto,ets`` to restrict ours).
+Run: ``.venv/bin/python bench/forecast_panel.py`` (``--quick`` for 4 series; ``--models auto,ets`` to restrict ours;
+``--series a10,nottem`` for some; ``--jobs`` worker processes, one a CPU by default, each origin of each series a
+task; ``--detail`` adds 95 % coverage and MSIS per series; ``--save rows.csv`` keeps the per-origin scores).
+Where ``auto`` chose the combination, the ``combination`` column is that same fit (see ``run_origin``).
 The last line reads ``RESULT forecast_panel auto_vs_best_peer_mase=<auto / best single peer, geometric-mean MASE>
 auto_vs_scum_mase=... coverage95=<auto pooled> msis_vs_autoets=<auto / AutoETS geometric-mean MSIS>``.
 """
@@ -24,10 +27,15 @@ auto_vs_scum_mase=... coverage95=<auto pooled> msis_vs_autoets=<auto / AutoETS g
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import resource
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -127,18 +135,26 @@ def statsforecast_peers(train: np.ndarray, h: int, m: int) -> dict[str, Forecast
 
 def catalog_model(name: str) -> Callable[[Series, np.ndarray, int], Forecast]:
     def run(s: Series, train: np.ndarray, h: int) -> Forecast:
-        from framework.models.forecasters import make_forecaster
-
-        params = {"seasonal_periods": list(s.periods)} if name == "auto" and len(s.periods) > 1 else {}
-        model = make_forecaster(name, params, season_length=s.m, horizon=h).fit(train)
-        out: Forecast = {}
-        for level in LEVELS:
-            mean, lower, upper = model.forecast(h, level)
-            pct = int(100 * level)
-            out.update({"mean": mean, f"lo-{pct}": lower, f"hi-{pct}": upper})
-        return out
+        return forecast_of(fit_catalog(name, s, train, h), h)
 
     return run
+
+
+def fit_catalog(name: str, s: Series, train: np.ndarray, h: int) -> Any:
+    """The catalog model ``name`` fitted on ``train`` (``auto`` gets every seasonal period of the series)."""
+    from framework.models.forecasters import make_forecaster
+
+    params = {"seasonal_periods": list(s.periods)} if name == "auto" and len(s.periods) > 1 else {}
+    return make_forecaster(name, params, season_length=s.m, horizon=h).fit(train)
+
+
+def forecast_of(model: Any, h: int) -> Forecast:
+    out: Forecast = {}
+    for level in LEVELS:
+        mean, lower, upper = model.forecast(h, level)
+        pct = int(100 * level)
+        out.update({"mean": mean, f"lo-{pct}": lower, f"hi-{pct}": upper})
+    return out
 
 
 def score(train: np.ndarray, test: np.ndarray, f: Forecast, m: int) -> dict[str, float]:
@@ -157,12 +173,53 @@ def score(train: np.ndarray, test: np.ndarray, f: Forecast, m: int) -> dict[str,
     }
 
 
+def run_origin(s: Series, origin: int, ours: tuple[str, ...]) -> tuple[list[dict], dict[str, float], str]:
+    """Score the peers and ``ours`` at one origin: (rows, fit seconds per model, auto's choice).
+
+    ``combination`` is the model ``auto`` refits when it chooses the combination (the same members on the same
+    data, and the same conformal errors: the median of the members' CV forecasts from the same origins), so
+    then it is taken from ``auto``'s fit rather than fitted a second time; otherwise it is fitted on its own.
+    """
+    train, test = s.y[:origin], s.y[origin : origin + s.horizon]
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    forecasts = statsforecast_peers(train, s.horizon, s.m)
+    seconds["peers"] = time.perf_counter() - t0
+    choice = ""
+    for name in ours:
+        t0 = time.perf_counter()
+        if name == "combination" and choice == "combination":
+            forecasts[name] = forecasts["auto"]
+        else:
+            model = fit_catalog(name, s, train, s.horizon)
+            forecasts[name] = forecast_of(model, s.horizon)
+            choice = getattr(model, "best_name_", choice) if name == "auto" else choice
+        seconds[name] = time.perf_counter() - t0
+    rows = [
+        {"series": s.name, "model": name, "origin": origin, **score(train, test, f, s.m)}
+        for name, f in forecasts.items()
+    ]
+    return rows, seconds, choice
+
+
+def _warm() -> None:
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)  # auto's divergence-guard notes, once per origin and candidate
+    statsforecast_peers(np.arange(1.0, 40.0), 4, 4)  # numba's compilation, outside the timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 series only (a smoke run)")
     parser.add_argument("--models", default=",".join(OURS), help="catalog models to score (comma-separated)")
+    parser.add_argument("--series", default="", help="only the series whose names start with these (comma-separated)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one a CPU)")
+    parser.add_argument("--detail", action="store_true", help="also print 95 %% coverage and MSIS per series")
+    parser.add_argument("--save", default="", help="write the per-origin scores to this CSV file")
     args = parser.parse_args()
-    ours = [m for m in args.models.split(",") if m]
+    ours = tuple(m for m in args.models.split(",") if m)
+    if "combination" in ours and "auto" in ours:  # auto first: its fit may serve the combination
+        ours = ("auto", *[m for m in ours if m != "auto"])
 
     import pandas as pd
     from rich.console import Console
@@ -171,24 +228,29 @@ def main() -> None:
 
     started = time.perf_counter()
     panel = load_panel(args.quick)
-    statsforecast_peers(np.arange(1.0, 40.0), 4, 4)  # warm numba's compilation outside the timings
-    rows, seconds = [], {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task("forecast panel", total=len(panel) * ORIGINS)
-        for s in panel:
-            for origin in origins(s):
-                bar.update(task, description=f"{s.name:24s} origin {origin}")
-                train, test = s.y[:origin], s.y[origin : origin + s.horizon]
-                t0 = time.perf_counter()
-                forecasts = statsforecast_peers(train, s.horizon, s.m)
-                seconds["peers"] = seconds.get("peers", 0.0) + time.perf_counter() - t0
-                for name in ours:
-                    t0 = time.perf_counter()
-                    forecasts[name] = catalog_model(name)(s, train, s.horizon)
-                    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-                for name, f in forecasts.items():
-                    rows.append({"series": s.name, "model": name, "origin": origin, **score(train, test, f, s.m)})
-                bar.advance(task)
+    if args.series:
+        panel = [s for s in panel if s.name.startswith(tuple(args.series.split(",")))]
+    # longest first, so that the last task to finish is a short one (len * horizon: a rough cost)
+    tasks = sorted(((s, o) for s in panel for o in origins(s)), key=lambda t: -len(t[0].y) * t[0].horizon)
+    rows, seconds, choices = [], {}, {}
+    with (
+        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar,
+        ProcessPoolExecutor(max(1, args.jobs), initializer=_warm) as pool,
+    ):
+        task = bar.add_task("forecast panel", total=len(tasks))
+        futures = {pool.submit(run_origin, s, o, ours): (s, o) for s, o in tasks}
+        for future in as_completed(futures):
+            s, origin = futures[future]
+            done, took, choice = future.result()
+            rows += done
+            choices.setdefault(s.name, []).append(choice)
+            for name, value in took.items():
+                seconds[name] = seconds.get(name, 0.0) + value
+            bar.update(task, advance=1, description=f"{s.name:24s} origin {origin}")
+    cpu_seconds = sum(  # this process and the workers (reaped when the pool closed), user + system
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
     table = pd.DataFrame(rows)
     per_series = table.groupby(["series", "model"]).mean(numeric_only=True)
     models = [*ours, *PEERS]
@@ -201,14 +263,18 @@ def main() -> None:
     best_single = geo["mase"][[p for p in PEERS if p not in ("SCUM", "SeasonalNaive")]].idxmin()
 
     console = Console(width=220)
+    show_choice = "auto" in ours
     mase = per_series["mase"].unstack()[models]
     out = Table(title=f"Forecast panel: {len(panel)} series x {ORIGINS} origins, MASE per series (lower is better)")
     out.add_column("series")
     for name in models:
         out.add_column(name, justify="right")
+    if show_choice:
+        out.add_column("auto chose (per origin)")
     for series_name, row in mase.iterrows():
         best = row.min()
-        out.add_row(series_name, *[f"[bold]{v:.3f}[/]" if v == best else f"{v:.3f}" for v in row])
+        cells = [f"[bold]{v:.3f}[/]" if v == best else f"{v:.3f}" for v in row]
+        out.add_row(series_name, *cells, *([", ".join(sorted(choices[series_name]))] if show_choice else []))
     out.add_section()
     for label, values, fmt in (
         ("MASE (geometric mean)", geo["mase"], "{:.3f}"),
@@ -221,9 +287,23 @@ def main() -> None:
         out.add_row(label, *[fmt.format(v) if np.isfinite(v) else "" for v in values])
     console.print(out)
     auto = "auto" if "auto" in ours else ours[0]
+    if args.detail:
+        for key, title in (("cov95", "95 % coverage"), ("msis", "MSIS 95 %")):
+            detail = Table(title=f"{title} per series (mean over the origins)")
+            detail.add_column("series")
+            for name in models:
+                detail.add_column(name, justify="right")
+            for series_name, row in per_series[key].unstack()[models].iterrows():
+                detail.add_row(series_name, *[f"{v:.2f}" for v in row])
+            console.print(detail)
+    if args.save:
+        table.to_csv(args.save, index=False)
+    reused = sum(c.count("combination") for c in choices.values()) if "combination" in ours else 0
     console.print(
         f"peers fitted together in {seconds['peers']:.0f} s; best single peer by geometric-mean MASE: {best_single}; "
-        f"whole run {time.perf_counter() - started:.0f} s"
+        + (f"combination taken from auto's fit at {reused} of {len(tasks)} origins; " if reused else "")
+        + f"whole run {time.perf_counter() - started:.0f} s wall, "
+        f"{cpu_seconds:.0f} s CPU ({max(1, args.jobs)} worker processes)"
     )
     print(
         f"RESULT forecast_panel auto_vs_best_peer_mase={geo['mase'][auto] / geo['mase'][best_single]:.3f} "

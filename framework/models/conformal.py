@@ -10,6 +10,16 @@ empirical quantile of ``|errors[:, j]|``. With too few errors for that quantile 
 Widths never shrink with the step (isotonic regression over the steps), and steps past the calibrated ones grow
 like ``sqrt(step)``.
 
+Errors grow with the level on many positive series (a multiplicative season, exponential growth), so absolute
+errors from the calibration origins under-cover once the series has grown past them. The errors are therefore
+scaled before the quantile, by ``level ** beta``: ``level`` is the mean absolute value of the season before the
+origin (``local_level``), and ``beta`` is Guerrero's (1993) variance-mean exponent of the series (``level_exponent``:
+the slope of log block sd on log block mean over blocks of one season; ``beta = 1 - lambda`` of his Box-Cox
+choice), clipped to ``[0, 1]``. ``beta = 0`` (a series that is not positive, too short, or whose spread does not
+grow with its level) is the plain absolute-error interval; ``beta = 1`` gives relative errors. The width at
+forecast time is the quantile of the scaled errors times the scale at the state's end, so it follows the level
+as ``extend`` moves the state.
+
 >>> origins = rolling_origins(len(y), horizon=12, season_length=12)
 >>> widths = conformal_widths(errors, level=0.95, h=18)
 """
@@ -22,7 +32,16 @@ import numpy as np
 
 from framework.metrics import normal_quantile
 
-__all__ = ["MAX_ORIGINS", "conformal_widths", "cv_mase", "min_train", "rolling_errors", "rolling_origins"]
+__all__ = [
+    "MAX_ORIGINS",
+    "conformal_widths",
+    "cv_mase",
+    "level_exponent",
+    "local_level",
+    "min_train",
+    "rolling_errors",
+    "rolling_origins",
+]
 
 MAX_ORIGINS = 40  # rolling origins per fit: enough errors per step for a 95 % quantile, cheap to forward
 
@@ -51,6 +70,32 @@ def rolling_errors(y: np.ndarray, origins: list[int], forecasts: np.ndarray) -> 
     index = np.asarray(origins)[:, None] + np.arange(h)[None, :]
     actual = np.where(index < len(y), y[np.minimum(index, len(y) - 1)], np.nan)
     return actual - forecasts
+
+
+def level_exponent(y: np.ndarray, season_length: int) -> float:
+    """Guerrero's exponent ``beta`` in ``sd ~ mean ** beta`` over blocks of one season (2 points when ``m < 2``).
+
+    The blocks are the last ``k`` whole seasons; 0 when the series has a value <= 0, fewer than 3 blocks or fewer
+    than 3 blocks with a spread.
+    """
+    y = np.asarray(y, dtype="float64")
+    period = max(int(season_length), 2)
+    k = len(y) // period
+    if k < 3 or not np.all(np.isfinite(y)) or np.min(y) <= 0:
+        return 0.0
+    blocks = y[len(y) - k * period :].reshape(k, period)
+    mean, sd = blocks.mean(axis=1), blocks.std(axis=1, ddof=1)
+    spread = sd > 0
+    if spread.sum() < 3 or np.ptp(np.log(mean[spread])) == 0:
+        return 0.0
+    slope = np.polyfit(np.log(mean[spread]), np.log(sd[spread]), 1)[0]
+    return float(np.clip(slope, 0.0, 1.0))
+
+
+def local_level(y: np.ndarray, ends: list[int] | np.ndarray, season_length: int) -> np.ndarray:
+    """Mean of ``|y|`` over the season before each position in ``ends`` (at least one point)."""
+    period = max(int(season_length), 1)
+    return np.array([float(np.mean(np.abs(y[max(0, e - period) : e]))) for e in ends])
 
 
 def cv_mase(errors: np.ndarray, scale: float) -> np.ndarray:

@@ -37,6 +37,8 @@ from framework.models.conformal import (
     MAX_ORIGINS,
     conformal_widths,
     cv_mase,
+    level_exponent,
+    local_level,
     min_train,
     rolling_errors,
     rolling_origins,
@@ -53,6 +55,7 @@ __all__ = [
     "Param",
     "ProphetForecaster",
     "make_forecaster",
+    "required_margin",
 ]
 
 log = logging.getLogger(__name__)
@@ -176,7 +179,16 @@ class Forecaster(ABC):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.cv_origins_, self.cv_errors_ = self._rolling_errors(self.y_)
+        self._calibrate_scale()
         return self
+
+    def _calibrate_scale(self) -> None:
+        """The level scaling of the conformal errors (``framework.models.conformal``): ``cv_beta_``, ``cv_scales_``."""
+        self.cv_beta_, self.cv_scales_ = 0.0, None
+        if self.cv_errors_ is not None and self.cv_origins_:
+            self.cv_beta_ = level_exponent(self.y_, int(self.season_length))
+            if self.cv_beta_ > 0:
+                self.cv_scales_ = local_level(self.y_, self.cv_origins_, int(self.season_length)) ** self.cv_beta_
 
     def fit_state(self, y: np.ndarray) -> Forecaster:
         """``fit`` without the rolling-origin errors (a CV trial, a member, a winner whose errors are known)."""
@@ -187,6 +199,7 @@ class Forecaster(ABC):
             self._fit(y)
         self.y_ = y.copy()
         self.cv_origins_, self.cv_errors_ = [], None
+        self.cv_beta_, self.cv_scales_ = 0.0, None
         return self
 
     def _rolling_errors(self, y: np.ndarray) -> tuple[list[int], np.ndarray | None]:
@@ -218,7 +231,12 @@ class Forecaster(ABC):
             if errors is None or self.params_.get("intervals") != "conformal":
                 return self._forecast(self.y_, h, level)
             mean = self._forecast(self.y_, h, None)[0]
-            width = conformal_widths(errors, level, h)
+            scales = getattr(self, "cv_scales_", None)  # None: absolute errors (and every model before 0.2)
+            if scales is None:
+                width = conformal_widths(errors, level, h)
+            else:
+                now = local_level(self.y_, [len(self.y_)], int(self.season_length))[0] ** self.cv_beta_
+                width = conformal_widths(errors / scales[:, None], level, h) * now
             return mean, mean - width, mean + width
 
     def one_step(self, y: np.ndarray) -> np.ndarray:
@@ -372,7 +390,17 @@ class ARIMA(_StatsForecastModel):
 
 
 class Theta(_StatsForecastModel):
-    """Theta method (standard, optimised or dynamic; chosen by MSE), statsforecast AutoTheta."""
+    """Theta method (standard, optimised or dynamic; chosen by MSE), statsforecast AutoTheta.
+
+    Seasonality is handled as statsforecast does (a 90 % ACF test at lag ``m``, then a classical multiplicative
+    decomposition, additive when the series is not positive), but decided and estimated once, at fit time:
+    the seasonal indices are frozen (``season_type_``, ``profile_``) and AutoTheta models the adjusted series.
+    statsforecast's own ``forward`` re-runs the test and the decomposition on the whole series it is given, so a
+    later observation would move the seasonal indices of earlier steps (a one-step forecast that depends on the
+    future, and streamed flags that differ from offline ones). At the fit data the two are the same. The dynamic
+    variants (DSTM, DOTM: the combination's member) are then causal; the standard and optimised ones (STM, OTM)
+    keep statsforecast's whole-sample drift, as the method defines it.
+    """
 
     name = "theta"
     params_spec = MappingProxyType(
@@ -385,16 +413,64 @@ class Theta(_StatsForecastModel):
     def _build(self, y: np.ndarray) -> Any:
         from statsforecast.models import AutoTheta
 
-        decomposition = self.params_["decomposition_type"]
-        if np.nanmin(y) <= 0:  # multiplicative needs a positive series
-            decomposition = "additive"
-        return AutoTheta(
-            season_length=self.season_length, decomposition_type=decomposition, model=self.params_["model"]
-        )
+        return AutoTheta(season_length=1, model=self.params_["model"])
+
+    def _fit(self, y: np.ndarray) -> None:
+        m = int(self.season_length)
+        self.season_type_, self.profile_ = None, np.ones(1)
+        if m >= 4 and len(y) >= 2 * m:  # statsforecast's seasonality test (auto_theta)
+            from scipy.stats import norm
+            from statsmodels.tsa.seasonal import seasonal_decompose
+            from statsmodels.tsa.stattools import acf
+
+            r = acf(y, nlags=m, fft=False)[1:]
+            stat = np.sqrt((1 + 2 * np.sum(r[:-1] ** 2)) / len(y))
+            if np.abs(r[-1]) / stat > norm.ppf(0.95):
+                kind = self.params_["decomposition_type"] if np.nanmin(y) > 0 else "additive"
+                seasonal = seasonal_decompose(y, model=kind, period=m).seasonal
+                if kind == "multiplicative" and np.any(seasonal < 0.01):
+                    kind = "additive"
+                    seasonal = seasonal_decompose(y, model=kind, period=m).seasonal
+                self.season_type_ = kind
+                self.profile_ = np.roll(np.asarray(seasonal[-m:], dtype="float64"), len(y) % m)
+        super()._fit(self._adjust(y))
+
+    def _season(self, start: int, n: int) -> np.ndarray:
+        return self.profile_[np.arange(start, start + n) % len(self.profile_)]
+
+    def _adjust(self, y: np.ndarray) -> np.ndarray:
+        if self.season_type_ is None:
+            return y
+        season = self._season(0, len(y))
+        return y / season if self.season_type_ == "multiplicative" else y - season
+
+    def _reseason(self, values: np.ndarray, start: int) -> np.ndarray:
+        if self.season_type_ is None:
+            return np.asarray(values, dtype="float64")
+        season = self._season(start, len(values))
+        return values * season if self.season_type_ == "multiplicative" else values + season
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if "season_type_" not in self.__dict__:  # fitted before 0.2: statsforecast's own decomposition
+            return super()._forecast(y, h, level)
+        mean, lower, upper = super()._forecast(self._adjust(y), h, level)
+        return tuple(self._reseason(part, len(y)) for part in (mean, lower, upper))  # type: ignore[return-value]
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        if "season_type_" not in self.__dict__:
+            return super()._one_step(y)
+        return self._reseason(super()._one_step(self._adjust(y)), 0)
 
 
 class CES(_StatsForecastModel):
-    """Complex exponential smoothing (statsforecast AutoCES; season type chosen by AIC)."""
+    """Complex exponential smoothing (statsforecast AutoCES; season type chosen by AIC).
+
+    The initial states are frozen at fit time (``init_states_``: those the fit's last forward pass started from,
+    after statsforecast's back-fitting) and forecasts run one forward pass of the CES filter from them.
+    statsforecast's ``forward`` re-derives them from the series it is given (a classical decomposition of the
+    *whole* series for the partial and full seasonal types, then back-fitting over all of it), so a later
+    observation would move every earlier one-step forecast. At the fit data the two are the same.
+    """
 
     name = "ces"
     params_spec = MappingProxyType({"model": Param("Z", (str,), choices=("Z", "N", "S", "P", "F"))})
@@ -403,6 +479,56 @@ class CES(_StatsForecastModel):
         from statsforecast.models import AutoCES
 
         return AutoCES(season_length=self.season_length, model=self.params_["model"])
+
+    def _fit(self, y: np.ndarray) -> None:
+        from statsforecast.ces import initstate, pegelsresid_ces
+
+        super()._fit(y)
+        fitted = self.model_.model_
+        start = initstate(y, fitted["m"], fitted["seasontype"])
+        path = pegelsresid_ces(  # the fit's own pass, which back-fits the initial states on the fit data
+            y=y,
+            m=fitted["m"],
+            init_states=start,
+            n_components=start.shape[1],
+            seasontype=fitted["seasontype"],
+            nmse=3,
+            **fitted["par"],
+        )[2]
+        self.init_states_ = np.array(path[: len(start)])  # the states the final forward pass started from
+
+    def _run(self, y: np.ndarray) -> dict[str, Any]:
+        """statsforecast's fitted dict for one forward pass of the CES filter over ``y`` from ``init_states_``."""
+        from statsforecast.ces import cescalc, switch_ces
+
+        fitted, lags = self.model_.model_, len(self.init_states_)
+        states = np.zeros((len(y) + 2 * lags, self.init_states_.shape[1]))
+        states[:lags] = self.init_states_
+        e, amse = np.zeros(len(y)), np.zeros(3)
+        par = fitted["par"]
+        cescalc(
+            np.asarray(y, dtype="float64"), states, fitted["m"], switch_ces(fitted["seasontype"]),
+            par["alpha_0"], par["alpha_1"], par["beta_0"], par["beta_1"], e, amse, 3, 0,  # 0: no back-fitting
+        )  # fmt: skip
+        dof = max(len(y) - self.init_states_.shape[1] - 2, 1)  # cesmodel's sigma2: sum(e^2) / (n - components - 2)
+        return {**fitted, "states": states, "n": len(y), "residuals": e, "fitted": y - e, "sigma2": e @ e / dof}
+
+    def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if "init_states_" not in self.__dict__:  # fitted before 0.2: statsforecast's forward
+            return super()._forecast(y, h, level)
+        from statsforecast.ces import forecast_ces
+
+        pct = _level_key(level) if level is not None else None
+        out = forecast_ces(self._run(y), h, level=[pct] if pct is not None else None)
+        mean = np.asarray(out["mean"], dtype="float64")
+        if pct is None:
+            return mean, mean, mean
+        return mean, np.asarray(out[f"lo-{pct}"], dtype="float64"), np.asarray(out[f"hi-{pct}"], dtype="float64")
+
+    def _one_step(self, y: np.ndarray) -> np.ndarray:
+        if "init_states_" not in self.__dict__:
+            return super()._one_step(y)
+        return np.asarray(self._run(y)["fitted"], dtype="float64")
 
     def describe(self) -> str:
         return f"CES({self.model_.model_.get('seasontype', '?')})"
@@ -645,9 +771,9 @@ class ProphetForecaster(Forecaster):
     def extend(self, y_new: np.ndarray) -> Forecaster:
         if not self.params_["refit_on_update"]:
             return super().extend(y_new)
-        calibration = self.cv_origins_, self.cv_errors_  # the intervals keep their calibration
+        calibration = self.cv_origins_, self.cv_errors_, self.cv_beta_, self.cv_scales_  # intervals keep it
         self.fit_state(np.concatenate([self.y_, np.asarray(y_new, dtype="float64")]))  # warm-started from stan_params_
-        self.cv_origins_, self.cv_errors_ = calibration
+        self.cv_origins_, self.cv_errors_, self.cv_beta_, self.cv_scales_ = calibration
         return self
 
     def _forecast(self, y: np.ndarray, h: int, level: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -773,6 +899,15 @@ class MSTLForecaster(_FrozenSeasons):
         return f"MSTL({', '.join(map(str, self.periods_)) or 'none'})+{self.ets_.model_.get('method', 'ETS')}"
 
 
+MARGIN_WINDOWS = 4  # auto's ``margin`` is the margin required of a CV spanning this many horizons
+MAX_MARGIN = 0.5
+
+
+def required_margin(margin: float, windows: float) -> float:
+    """The share by which a candidate must beat ``prefer``'s CV MASE, given ``windows`` horizons of CV."""
+    return float(min(MAX_MARGIN, margin * math.sqrt(MARGIN_WINDOWS / max(windows, 1e-9))))
+
+
 def _plausible(forecast: np.ndarray, history: np.ndarray) -> bool:
     """Whether a forecast stays within the history's range widened by that range on each side."""
     low, high = float(np.min(history)), float(np.max(history))
@@ -793,9 +928,15 @@ class AutoForecaster(Forecaster):
     there, is dropped with a warning; so is a winner whose final forecast leaves that range (the next one wins).
     Selection: the lowest mean CV MASE wins, except that ``prefer`` (default ``combination``, which published
     results and ``bench/forecast_panel.py`` find the most robust) keeps the place unless another candidate's
-    CV MASE is more than ``margin`` (10 %) below its own: picking the CV minimum among close candidates mostly
-    picks noise. The winner's CV errors give its conformal intervals. Scores are kept in ``cv_scores_``
-    (name -> MASE per origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded candidates and why.
+    CV MASE is clearly below its own: picking the CV minimum among close candidates mostly picks noise (the
+    "forecast combination puzzle"). "Clearly" depends on how much evidence the CV holds: the origins span
+    ``k = (n - first origin) / horizon`` independent horizons, and the noise of a mean CV MASE difference shrinks
+    like ``1 / sqrt(k)``, so the required margin is ``margin * sqrt(4 / k)`` (``required_margin``; capped at 50 %):
+    ``margin`` (10 %) for a CV of 4 horizons, 20 % for one (a short series, whose CV copy is fitted on few
+    seasons and says little about the final fit), 6 % for 12 (a long annual series). ``margin_`` and
+    ``cv_windows_`` keep the values used. The winner's CV errors give its conformal intervals. Scores are kept in
+    ``cv_scores_`` (name -> MASE per origin) and ``cv_mase_`` (name -> mean); ``dropped_`` names the guarded
+    candidates and why.
     """
 
     name = "auto"
@@ -884,9 +1025,11 @@ class AutoForecaster(Forecaster):
         }
         ranked = sorted((s, n) for n, s in self.cv_mase_.items() if math.isfinite(s) and n not in self.dropped_)
         prefer = self.params_["prefer"]
+        self.cv_windows_ = (len(y) - origins[0]) / h
+        self.margin_ = required_margin(self.params_["margin"], self.cv_windows_)
         if ranked and prefer in dict((n, s) for s, n in ranked):  # the robust default keeps its place unless beaten
             score = self.cv_mase_[prefer]
-            if not ranked[0][0] < (1 - self.params_["margin"]) * score:
+            if not ranked[0][0] < (1 - self.margin_) * score:
                 ranked = [(score, prefer)] + [r for r in ranked if r[1] != prefer]
         if not ranked:
             raise ConfigError("auto: every candidate failed or diverged", field="model.params.candidates")
