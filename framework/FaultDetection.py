@@ -35,13 +35,13 @@ Policy, in addition to the shared data policy in ``framework.Experiment``:
   ``contributions: all`` computes them for every row. Figures always explain the rows they show.
 - **Champion gate.** ``validate`` uses the same rule out of sample: each hold-out block is scored against the
   threshold calibrated by the same rule on the blocks before it, and the mean of those rates is the estimate.
-  Only blocks whose calibration rows can resolve the target quantile are judged (at least ``MIN_TAIL_ROWS`` /
-  target rows before them: 200 at 1 %); a hold-out too small for any is judged on its last block, whose expected
-  rate is then at least 1/(n+1) for n calibration rows (a threshold from 30 rows is exceeded 1 time in 31 by
-  chance, whatever the target). It passes when the estimate is at most ``VALIDATION_TOLERANCE`` (2) times that
-  expected rate, or at most what chance alone gives at it on the rows judged (the binomial's ``GATE_CONFIDENCE``
-  quantile: 3 alarms in 150 rows is 2 %, and no evidence of a rate above 1 %). So on a large hold-out a version
-  whose held-out rate is 2.7 times the target is never promoted, and a small one is not refused for noise.
+  A block judged against a threshold calibrated on n earlier rows has an expected rate of at least 1/(n+1),
+  whatever the target (a threshold from 30 rows is exceeded 1 time in 31 by chance), so the expected rate is the
+  mean over the judged blocks of max(target, 1/(n+1)). The gate passes when the estimate is at most
+  ``VALIDATION_TOLERANCE`` (2) times that expected rate, or at most what chance alone gives at it on the rows judged
+  (the binomial's ``GATE_CONFIDENCE`` quantile: 3 alarms in 150 rows is 2 %, and no evidence of a rate above 1 %).
+  So on a large hold-out a version whose held-out rate is 2.7 times the target is never promoted, a small one is
+  not refused for noise, and a hold-out whose later blocks move is refused either way.
 - **Data quality.** ``inf``, ``-inf`` and NaN are missing. A missing reading is reconstructed from the row's other
   readings by the conditional mean under the training correlation (for PCA-family models this is the projection
   of the row onto the model), so it neither alarms nor hides the others; the ``missing_features`` column names what
@@ -84,7 +84,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "var_innovation"  # best on bench/plant.py (Tennessee Eastman); see README
 VALIDATION_TOLERANCE = 2.0  # validate() passes at a held-out false-alarm rate up to this many times the target
 GATE_CONFIDENCE = 0.999  # ... or up to the rate chance gives at the target this rarely (binomial upper quantile)
-MIN_TAIL_ROWS = 2  # a block is judged on a threshold calibrated on at least MIN_TAIL_ROWS / target earlier rows
 PREVIEW_ROWS = 2000  # rows of hold-out data kept for figures()
 TOP_K = 3  # features listed in ``top_features``
 _SHARE_TEXT = np.array([f"{i / 100:.2f}" for i in range(101)], dtype=object)
@@ -506,8 +505,7 @@ class FaultDetectionExperiment(Experiment):
         n_blocks = max(2, getattr(self.spec.threshold, "calibration_blocks", 2))
         blocks = _blocks(self.holdout_scores_, n_blocks)
         before = np.cumsum([0, *map(len, blocks)])  # rows before each block: its calibration set
-        resolvable = [b for b in range(1, len(blocks)) if before[b] >= MIN_TAIL_ROWS / target]
-        judged = resolvable or [len(blocks) - 1]  # a small hold-out: its last block, calibrated on the rest
+        judged = range(1, len(blocks))
         rates = [float(np.mean(blocks[b] > _block_threshold(blocks[:b], target))) for b in judged]
         # a threshold calibrated on n rows is exceeded at least 1/(n+1) of the time, whatever the target
         expected = float(np.mean([max(target, 1.0 / (before[b] + 1)) for b in judged]))

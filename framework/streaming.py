@@ -66,6 +66,7 @@ from framework.records import (
     encode_frame,
     encode_parts,
     load_frame,
+    records_frame,
 )
 from framework.store import MONITOR_UPDATED
 
@@ -403,7 +404,7 @@ class StreamScorer:
         if len(items) == 1:
             frame = items[0].message.to_frame()
         elif all(item.message.records is not None for item in items):
-            frame = pd.DataFrame.from_records(list(chain.from_iterable(item.message.records for item in items)))
+            frame = records_frame(list(chain.from_iterable(item.message.records for item in items)))
         elif all(item.message.table is not None for item in items) and _same_schema(items):
             import pyarrow as pa
 
