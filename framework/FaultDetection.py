@@ -477,14 +477,6 @@ class FaultDetectionExperiment(Experiment):
         return build_figures(data)
 
     # ------------------------------------------------------------- validate
-    @property
-    def context_rows(self) -> int:
-        """Rows of history the detector and the persistence window look back on."""
-        self.check_is_fitted()
-        rule = self.spec.threshold.persistence
-        quality = getattr(self.spec, "data_quality", None) or DataQualitySpec()
-        return max(getattr(self.detector_, "context_rows", 0), rule.n - 1 if rule else 0, quality.max_missing_rows)
-
     def validate(self, reference: Experiment | None = None) -> Validation:
         """Champion gate: the false-alarm rate on held-out normal data is within the target (see module doc).
         ``reference`` is not used: each version is judged on its own false-alarm rate."""
