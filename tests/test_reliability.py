@@ -109,6 +109,14 @@ class StallingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+def timed_post(server: Server, path: str, body: dict) -> tuple[int, float]:
+    """POST ``body`` to ``path`` on a client of its own; the status and the seconds until the answer."""
+    with httpx.Client(base_url=server.url, timeout=120) as own:  # building a client costs CPU: not timed
+        start = time.monotonic()
+        answer = own.post(path, json=body)
+    return answer.status_code, time.monotonic() - start
+
+
 @pytest.fixture
 def stalling_api(mlflow_server, tmp_path) -> Iterator[tuple[Server, StallingProxy]]:
     proxy = StallingProxy(mlflow_server.port)
@@ -152,14 +160,9 @@ def test_a_hung_mlflow_costs_seconds_and_never_blocks_io_free_routes(stalling_ap
         assert cached.status_code == 200, f"a cached champion needs no store call within the TTL: {cached.text}"
         time.sleep(6)  # past the TTL: the next predicts must ask the hung store
 
-        def predict() -> tuple[int, float]:
-            with httpx.Client(base_url=server.url, timeout=120) as own:  # building a client costs CPU: not timed
-                start = time.monotonic()
-                answer = own.post(f"/experiments/{name}/predict", json={"records": live})
-            return answer.status_code, time.monotonic() - start
-
         with concurrent.futures.ThreadPoolExecutor(50) as pool:
-            in_flight = [pool.submit(predict) for _ in range(50)]
+            path, body = f"/experiments/{name}/predict", {"records": live}
+            in_flight = [pool.submit(timed_post, server, path, body) for _ in range(50)]
             time.sleep(2)
             io_free = []
             for _ in range(5):
@@ -211,14 +214,9 @@ experiments:
             assert client.post(f"/experiments/{name}/records", json={"records": records}).status_code == 202
             proxy.stall()
 
-            def publish() -> tuple[int, float]:
-                with httpx.Client(base_url=server.url, timeout=120) as own:
-                    start = time.monotonic()
-                    answer = own.post(f"/experiments/{name}/records", json={"records": records})
-                return answer.status_code, time.monotonic() - start
-
             with concurrent.futures.ThreadPoolExecutor(10) as pool:
-                in_flight = [pool.submit(publish) for _ in range(10)]
+                path, body = f"/experiments/{name}/records", {"records": records}
+                in_flight = [pool.submit(timed_post, server, path, body) for _ in range(10)]
                 time.sleep(2)
                 start = time.monotonic()
                 assert client.get("/experiment-types").status_code == 200
