@@ -703,10 +703,13 @@ class RabbitMQPlugin(DataStreamPlugin):
         log.warning("RabbitMQ at %s unreachable (%s); retrying in %.1fs", self._where(), redact(str(exc)), interval)
 
     def _open(self, session: _Session, max_retries: int, timeout: float | None) -> None:
-        """Connect ``session`` with kombu's retry policy and set up its channel."""
+        """Connect ``session`` with kombu's retry policy and set up its channel. With ``timeout``, only the retries
+        whose back-off fits in it are made (kombu checks its own timeout only before sleeping)."""
         if session.connection is None or not session.connection.connected:
             session.discard()
             conn = self._connection()
+            if timeout is not None:
+                max_retries = min(max_retries, self._retries_within(timeout))
             try:
                 conn.ensure_connection(
                     errback=self._log_retry,
@@ -735,6 +738,15 @@ class RabbitMQPlugin(DataStreamPlugin):
             session.connection = conn
         if session.channel is None:
             self._reset_channel(session)
+
+    def _retries_within(self, seconds: float) -> int:
+        """How many retries the back-off schedule (start, +step, at most max) sleeps through within ``seconds``."""
+        retries, slept, interval = 0, 0.0, self.retry_interval_start
+        while retries < self.max_retries and slept + interval <= seconds:
+            slept += interval
+            retries += 1
+            interval = min(interval + self.retry_interval_step, self.retry_interval_max)
+        return retries
 
     def _ensure_open(self, session: _Session) -> None:
         if not self._initialized:
