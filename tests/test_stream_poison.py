@@ -91,8 +91,10 @@ def test_poison_messages_are_dead_lettered_and_their_batch_is_scored(trained, pr
         "good-1": (json.dumps(good[::-1]).encode(), None),
     }
     anonymous = json.dumps(good[:2]).encode()  # no message_id anywhere: its id is the body's hash
-    messages = [OutgoingMessage(body, message_id=key, content_type=kind or "application/json")
-                for key, (body, kind) in with_id.items()]
+    messages = [
+        OutgoingMessage(body, message_id=key, content_type=kind or "application/json")
+        for key, (body, kind) in with_id.items()
+    ]
     stream = hub.get_plugin("datastream")
     stream.publish(input_queue(name), [*messages, OutgoingMessage(anonymous)])
     stats = run_until(hub, name, expected=5, batch_size=50)
