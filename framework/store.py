@@ -195,11 +195,8 @@ class ExperimentStore:
         host has ended (killed, or it lost the store before it could end them); return their ids. Runs of other
         hosts are left: their processes cannot be checked from here (and this process's own runs are the MLOps
         plugin's: it retries an end the store missed)."""
-        running = self.mlops.search_runs(
-            name, filter_string=f"tags.`{TAG_KIND}` = 'train' and attributes.status = 'RUNNING'", max_results=50
-        )
         ended = []
-        for run in running:
+        for run in self._runs(name, "train", 50, running=True):
             pid = run.tags.get(TAG_PID, "")
             if run.tags.get(TAG_HOST) != socket.gethostname() or not pid.isdigit() or process_alive(int(pid)):
                 continue
@@ -316,9 +313,14 @@ class ExperimentStore:
 
     def monitoring_runs(self, name: str, limit: int = 10) -> list[RunRecord]:
         """The newest monitoring runs (one per scorer process) of ``name``, newest first."""
+        return self._runs(name, "monitor", limit)
+
+    def _runs(self, name: str, kind: str, limit: int, *, running: bool = False) -> list[RunRecord]:
+        """The newest runs of ``name`` of one kind (``train``, ``monitor``), only the RUNNING ones with ``running``."""
+        status = " and attributes.status = 'RUNNING'" if running else ""
         return self.mlops.search_runs(
             name,
-            filter_string=f"tags.`{TAG_KIND}` = 'monitor'",
+            filter_string=f"tags.`{TAG_KIND}` = '{kind}'{status}",
             max_results=limit,
             order_by=["attributes.start_time DESC"],
         )
@@ -349,12 +351,7 @@ class ExperimentStore:
 
     def training_runs(self, name: str, limit: int = 20) -> list[RunRecord]:
         """The newest training runs of ``name`` (jobs and direct trainings), newest first."""
-        return self.mlops.search_runs(
-            name,
-            filter_string=f"tags.`{TAG_KIND}` = 'train'",
-            max_results=limit,
-            order_by=["attributes.start_time DESC"],
-        )
+        return self._runs(name, "train", limit)
 
     def training_data(self, name: str, version: int | None = None) -> pd.DataFrame:
         """The training snapshot of ``version`` (default: the newest version)."""

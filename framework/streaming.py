@@ -67,6 +67,7 @@ from framework.records import (
     encode_parts,
     load_frame,
     records_frame,
+    uniform_keys,
 )
 from framework.store import MONITOR_UPDATED
 
@@ -215,11 +216,7 @@ class _Item:
         """The column set of every row, or None when the records disagree."""
         if self.message.records is None:
             return frozenset(self.message.columns)
-        records = self.message.records
-        if not records:
-            return None
-        keys = records[0].keys()
-        return frozenset(keys) if all(r.keys() == keys for r in records) else None
+        return uniform_keys(self.message.records)
 
 
 Scored = list[tuple[_Item, pd.DataFrame]]
@@ -310,8 +307,9 @@ class StreamScorer:
                     self.stream.ack([item.delivery for item, _ in scored])
                     self._settled.update(id(item.delivery) for item, _ in scored)
                     self._state = state
-                    for item, _ in scored:
-                        self._failures.pop(_delivery_key(item.delivery), None)
+                    if self._failures:  # usually empty: no key (a body hash, maybe) to compute
+                        for item, _ in scored:
+                            self._failures.pop(_delivery_key(item.delivery), None)
                     self._absorb(scored)
                     self._after_batch(scored)
         except Exception as exc:
@@ -338,7 +336,7 @@ class StreamScorer:
         scorer saw the message in (RabbitMQ classic queues: a message that kills its scorer is not counted)."""
         keep, poison = [], []
         for delivery in deliveries:
-            failures, last_error = self._failures.get(_delivery_key(delivery), (0, ""))
+            failures, last_error = self._failures.get(_delivery_key(delivery), (0, "")) if self._failures else (0, "")
             redeliveries = max(failures, (delivery.delivery_count or 1) - 1)
             if redeliveries <= self.max_redeliveries:
                 keep.append(delivery)

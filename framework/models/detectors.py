@@ -36,7 +36,7 @@ import numpy as np
 
 from framework.errors import ConfigError
 from framework.models.innovation import VARInnovation
-from framework.models.mspc import PCAMSPC, DetectorScores, contribution_shares
+from framework.models.mspc import PCAMSPC, DetectorScores, contribution_shares, with_contributions
 
 __all__ = [
     "DETECTORS",
@@ -116,9 +116,8 @@ class _SklearnDetector:
         def explain(rows: np.ndarray | slice) -> np.ndarray:
             return contribution_shares(np.abs(X[rows]))
 
-        return DetectorScores(
-            score=score, contributions=explain(slice(None)) if contributions else None, explain=explain
-        )
+        result = DetectorScores(score=score, explain=explain)
+        return with_contributions(result) if contributions else result
 
     def score_stream(self, X: np.ndarray, carry: None = None) -> tuple[DetectorScores, None]:
         """Rows are scored on their own: nothing to carry."""

@@ -45,6 +45,7 @@ from framework.models.mspc import (
     _row_scaled,
     contribution_shares,
     lagged,
+    with_contributions,
 )
 
 __all__ = ["InnovationCarry", "VARInnovation"]
@@ -207,10 +208,7 @@ class VARInnovation:
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
         """The largest scaled index per row, the three parts in ``extras``, and reconstruction-based shares."""
         result, _ = self.score_stream(X)
-        if not contributions:
-            return result
-        assert result.explain is not None
-        return DetectorScores(result.score, result.explain(slice(None)), result.extras, result.explain)
+        return with_contributions(result) if contributions else result
 
     def score_stream(
         self, X: np.ndarray, carry: InnovationCarry | None = None

@@ -38,7 +38,7 @@ import numpy as np
 
 from framework.errors import ConfigError, DataValidationError
 
-__all__ = ["PCAMSPC", "DetectorScores", "contribution_shares", "lagged"]
+__all__ = ["PCAMSPC", "DetectorScores", "contribution_shares", "lagged", "with_contributions"]
 
 _STATISTICS = ("combined", "t2", "spe")
 _SPE_LIMITS = ("box", "jackson_mudholkar")
@@ -209,7 +209,7 @@ class PCAMSPC:
     def score(self, X: np.ndarray, *, contributions: bool = True) -> DetectorScores:
         """T², SPE and the chosen statistic per row, plus reconstruction-based contribution shares."""
         result, _ = self.score_stream(X)
-        return _with_contributions(result) if contributions else result
+        return with_contributions(result) if contributions else result
 
     def score_stream(self, X: np.ndarray, carry: np.ndarray | None = None) -> tuple[DetectorScores, np.ndarray | None]:
         """Score ``X`` as the continuation of the rows before it: ``carry`` is what the previous call returned (the
@@ -238,7 +238,7 @@ class PCAMSPC:
         return contribution_shares(rbc)
 
 
-def _with_contributions(result: DetectorScores) -> DetectorScores:
+def with_contributions(result: DetectorScores) -> DetectorScores:
     """``result`` with the shares of every row filled in."""
     assert result.explain is not None
     return DetectorScores(result.score, result.explain(slice(None)), result.extras, result.explain)
